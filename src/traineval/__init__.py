@@ -1,0 +1,34 @@
+"""traineval: PyTorch's train/eval mode system, controlled, corrected, checked and visible.
+
+>>> import traineval as te
+"""
+
+from traineval.diagnostics import Diagnostic, Rule, Severity
+from traineval.errors import TraineValError, TraineValWarning
+from traineval.modes import evaluating, inference, modes, set_modes, training
+from traineval.sensitivity import (
+    ModeSensitivity,
+    classify,
+    is_norm_with_running_stats,
+    mode_sensitive,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Diagnostic",
+    "ModeSensitivity",
+    "Rule",
+    "Severity",
+    "TraineValError",
+    "TraineValWarning",
+    "__version__",
+    "classify",
+    "evaluating",
+    "inference",
+    "is_norm_with_running_stats",
+    "mode_sensitive",
+    "modes",
+    "set_modes",
+    "training",
+]

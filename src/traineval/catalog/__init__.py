@@ -1,0 +1,96 @@
+"""The catalog of diagnostic codes: every :class:`~traineval.diagnostics.Rule`, by code.
+
+Codes live in three ranges, one file each: ``te0xx.py`` (source, found by ``traineval
+lint``), ``te1xx.py`` (runtime, found by ``te.guard``) and ``te2xx.py`` (a live model, found
+by ``te.describe`` and ``te.check``). The same bug keeps the same name in each range.
+
+The docs pages ``docs/diagnostics/TExxx.md`` are generated from here::
+
+    python -m traineval.catalog --write docs/diagnostics
+"""
+
+from __future__ import annotations
+
+from traineval.catalog.te0xx import RULES as _TE0XX
+from traineval.catalog.te1xx import RULES as _TE1XX
+from traineval.catalog.te2xx import RULES as _TE2XX
+from traineval.diagnostics import Rule
+from traineval.errors import TraineValValueError
+
+_RULES: dict[str, Rule] = {}
+for _rule in (*_TE0XX, *_TE1XX, *_TE2XX):
+    if _rule.code in _RULES:  # pragma: no cover - caught by the test suite
+        raise RuntimeError(f"duplicate diagnostic code {_rule.code}")
+    _RULES[_rule.code] = _rule
+
+
+def all_rules() -> list[Rule]:
+    """Every rule, sorted by code.
+
+    >>> codes = [r.code for r in all_rules()]
+    >>> codes == sorted(codes) and "TE201" in codes
+    True
+    """
+    return sorted(_RULES.values(), key=lambda r: r.code)
+
+
+def get_rule(code: str) -> Rule:
+    """The rule for ``code`` (case-insensitive); ``ValueError`` naming close codes if unknown.
+
+    >>> get_rule("te201").name
+    'mixed-modes'
+    """
+    key = code.strip().upper()
+    try:
+        return _RULES[key]
+    except KeyError:
+        known = ", ".join(sorted(c for c in _RULES if c[:3] == key[:3])[:8]) or "see `traineval rules`"
+        raise TraineValValueError(f"unknown diagnostic code {code!r}; known codes: {known}") from None
+
+
+def render_markdown(rule: Rule) -> str:
+    """The docs page of ``rule`` (Markdown), in the ruff rule-page layout."""
+    lines = [
+        f"# {rule.code} `{rule.name}`",
+        "",
+        f"**Severity:** {rule.severity.value}"
+        + ("" if rule.default_enabled else " · off by default")
+        + (" · autofix available" if rule.fixable else ""),
+        "",
+        "## What it does",
+        "",
+        rule.summary.strip(),
+        "",
+        f"Message: *{rule.message}*",
+        "",
+        "## Why is this bad?",
+        "",
+        rule.why.strip(),
+        "",
+        "## Example",
+        "",
+        "```python",
+        rule.wrong.strip("\n"),
+        "```",
+        "",
+        "## Use instead",
+        "",
+        "```python",
+        rule.right.strip("\n"),
+        "```",
+        "",
+        f"Fix: {rule.fix}",
+    ]
+    if rule.known_problems:
+        lines += ["", "## Known problems", "", rule.known_problems.strip()]
+    refs = list(rule.references)
+    if rule.claims:
+        refs.insert(0, "Article claims: " + ", ".join(rule.claims) + " (`shared/docs/seed-claims.md`)")
+    if rule.related:
+        refs.append("Related codes: " + ", ".join(f"[{c}]({c}.md)" for c in rule.related))
+    if refs:
+        lines += ["", "## References", ""] + [f"- {r}" for r in refs]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["all_rules", "get_rule", "render_markdown"]
