@@ -3,6 +3,7 @@
 >>> import traineval as te
 """
 
+from traineval.allow import allow, is_allowed
 from traineval.diagnostics import Diagnostic, Rule, Severity
 from traineval.errors import TraineValError, TraineValWarning
 from traineval.modes import evaluating, inference, modes, set_modes, training
@@ -23,9 +24,11 @@ __all__ = [
     "TraineValError",
     "TraineValWarning",
     "__version__",
+    "allow",
     "classify",
     "evaluating",
     "inference",
+    "is_allowed",
     "is_norm_with_running_stats",
     "mode_sensitive",
     "modes",
