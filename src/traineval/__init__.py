@@ -4,9 +4,11 @@
 """
 
 from traineval.allow import allow, is_allowed
+from traineval.describe import ModeReport, ModuleMode, describe
 from traineval.diagnostics import Diagnostic, Rule, Severity
 from traineval.errors import TraineValError, TraineValWarning
 from traineval.modes import evaluating, inference, modes, set_modes, training
+from traineval.policies import MCPrediction, Policy, freeze_batchnorm, mc_dropout, predict_mc
 from traineval.sensitivity import (
     ModeSensitivity,
     classify,
@@ -18,7 +20,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Diagnostic",
+    "MCPrediction",
+    "ModeReport",
     "ModeSensitivity",
+    "ModuleMode",
+    "Policy",
     "Rule",
     "Severity",
     "TraineValError",
@@ -26,12 +32,16 @@ __all__ = [
     "__version__",
     "allow",
     "classify",
+    "describe",
     "evaluating",
+    "freeze_batchnorm",
     "inference",
     "is_allowed",
     "is_norm_with_running_stats",
+    "mc_dropout",
     "mode_sensitive",
     "modes",
+    "predict_mc",
     "set_modes",
     "training",
 ]

@@ -21,6 +21,7 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 # name -> (module providing configure/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "describe": ("traineval.cli", "show the mode tree of a model built by MODULE:FACTORY"),
     "rules": ("traineval.cli", "list the diagnostic codes (the catalog)"),
 }
 
@@ -73,6 +74,47 @@ def build_model(spec: str) -> Any:
     if not isinstance(model, nn.Module):
         raise UsageError(f"{spec}() returned {type(model).__name__}, expected an nn.Module")
     return model
+
+
+# ---------------------------------------------------------------------------- describe
+def configure_describe(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("factory", metavar="MODULE:FACTORY",
+                        help="callable returning the model, e.g. traineval.examples:small_resnet")
+    parser.add_argument("--mode", choices=("as-built", "train", "eval"), default="as-built",
+                        help="describe the model as the factory returns it (default), or after train()/eval()")
+    parser.add_argument("--sensitive-only", action="store_true",
+                        help="show only mode-sensitive modules and their ancestors")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run_describe(args: argparse.Namespace) -> int:
+    from traineval.describe import describe
+
+    model = build_model(args.factory)
+    if args.mode != "as-built":
+        model.train(args.mode == "train")
+    report = describe(model)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_rich_or_plain(report, report.render(sensitive_only=args.sensitive_only),
+                             use_rich=not args.sensitive_only)
+        for d in report.findings:
+            print(f"{d.where or '<root>'}: {d.code} [{d.severity.value}] {d.message}\n    fix: {d.fix}")
+    return EXIT_CLEAN if report.ok else EXIT_FINDINGS
+
+
+def _print_rich_or_plain(obj: Any, plain: str, *, use_rich: bool = True) -> None:
+    """Print with rich (colours) on a terminal when rich is installed, else plain text."""
+    if use_rich and sys.stdout.isatty():
+        try:
+            from rich.console import Console
+        except ImportError:
+            pass
+        else:
+            Console().print(obj)
+            return
+    print(plain)
 
 
 # ------------------------------------------------------------------------------- rules

@@ -57,7 +57,7 @@ class SmallResNet(nn.Module):
 
 
 def small_resnet(**kwargs: int | float) -> SmallResNet:
-    """A small ResNet-style CNN (3×32×32 input, 10 classes) with 7 BatchNorm2d and a Dropout."""
+    """A small ResNet-style CNN (3×32×32 input, 10 classes) with 9 BatchNorm2d and a Dropout."""
     torch.manual_seed(0)
     return SmallResNet(**kwargs)  # type: ignore[arg-type]
 

@@ -6,8 +6,7 @@ exactly. This module gives that:
 
 >>> import torch.nn as nn, traineval as te
 >>> model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
->>> model[1].eval()                     # a mixed state: root training, dropout in eval
-Dropout(p=0.5, inplace=False)
+>>> _ = model[1].eval()                 # a mixed state: root training, dropout in eval
 >>> with te.evaluating(model):
 ...     te.modes(model)
 {'': False, '0': False, '1': False}
@@ -58,11 +57,9 @@ def set_modes(model: nn.Module, snapshot: Mapping[str, bool], *, strict: bool = 
     >>> import torch.nn as nn, traineval as te
     >>> model = nn.Sequential(nn.Dropout(0.1), nn.Dropout(0.2))
     >>> snap = te.modes(model)
-    >>> model.eval(); te.set_modes(model, snap); model[1].training
-    Sequential(
-      (0): Dropout(p=0.1, inplace=False)
-      (1): Dropout(p=0.2, inplace=False)
-    )
+    >>> _ = model.eval()
+    >>> te.set_modes(model, snap)
+    >>> model[1].training
     True
     """
     require_module(model)

@@ -1,0 +1,323 @@
+"""Persistent per-module mode policies: frozen BatchNorm, Monte-Carlo dropout. Reversible.
+
+``model.train()`` and ``model.eval()`` set every module's flag; a policy keeps chosen modules
+at a chosen flag through any later ``train()``/``eval()`` on any ancestor, without replacing
+modules — types, parameters, buffers and ``state_dict`` keys and values are unchanged, and
+``copy.deepcopy`` carries the policy along. ``policy.undo()`` (or leaving its ``with`` block)
+removes it.
+
+>>> import torch.nn as nn, traineval as te
+>>> model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Dropout(0.5))
+>>> policy = te.freeze_batchnorm(model)
+>>> model.train()[1].training            # BatchNorm stays in eval through model.train()
+False
+>>> policy.undo(); model.train()[1].training
+True
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+
+from traineval import _pins
+from traineval.errors import TraineValTypeError, TraineValValueError, TraineValWarning, require_module
+from traineval.modes import ModeSnapshot
+from traineval.sensitivity import classify, is_norm_with_running_stats
+
+__all__ = ["MCPrediction", "Policy", "freeze_batchnorm", "mc_dropout", "predict_mc"]
+
+_ids = itertools.count(1)
+_DROPOUT_KINDS = ("dropout", "attention", "recurrent")
+
+
+class Policy:
+    """A reversible set of mode pins (and, optionally, frozen parameters) on one model.
+
+    Created by :func:`freeze_batchnorm` or :func:`mc_dropout`. Use :meth:`undo` to remove it,
+    or use it as a context manager: leaving the block undoes the policy and restores every
+    module's mode as it was when the policy was made.
+
+    >>> import torch.nn as nn, traineval as te
+    >>> model = nn.Sequential(nn.BatchNorm1d(3))
+    >>> with te.freeze_batchnorm(model) as policy:
+    ...     policy.names
+    ['0']
+    """
+
+    def __init__(self, name: str, model: nn.Module) -> None:
+        self.name = name
+        self.id = next(_ids)
+        self._model = model
+        self._pinned: list[tuple[str, nn.Module, bool]] = []
+        self._grads: list[tuple[torch.nn.Parameter, bool]] = []
+        self._modes = ModeSnapshot((model,))
+        self.active = False
+
+    @property
+    def names(self) -> list[str]:
+        """Names (within the model) of the modules the policy pins."""
+        return [name for name, _, _ in self._pinned]
+
+    @property
+    def modules(self) -> list[nn.Module]:
+        """The modules the policy pins."""
+        return [module for _, module, _ in self._pinned]
+
+    def _apply(self, targets: list[tuple[str, nn.Module, bool]]) -> None:
+        for name, module, flag in targets:  # refuse before changing anything
+            _pins.check_pin(module, flag, self.name, name)
+        try:
+            for name, module, flag in targets:
+                _pins.add_pin(module, self.id, flag, self.name)
+                self._pinned.append((name, module, flag))
+        except BaseException:
+            self._remove_pins()
+            self._modes.restore()
+            raise
+        self.active = True
+
+    def _freeze_params(self, params: Iterable[torch.nn.Parameter]) -> None:
+        for p in params:
+            self._grads.append((p, p.requires_grad))
+        for p, _ in self._grads:
+            p.requires_grad_(False)
+
+    def _remove_pins(self) -> None:
+        for _, module, _ in self._pinned:
+            _pins.remove_pin(module, self.id)
+
+    def undo(self, *, restore_modes: bool = False) -> None:
+        """Remove the policy (idempotent).
+
+        Pinned modules are released and take the current mode of their parent module, so
+        during training a frozen BatchNorm trains again at once. ``restore_modes=True``
+        instead restores every module's flag as it was when the policy was made.
+        Parameters frozen by the policy get their ``requires_grad`` back.
+        """
+        if not self.active:
+            return
+        self.active = False
+        self._remove_pins()
+        for p, flag in self._grads:
+            p.requires_grad_(flag)
+        if restore_modes:
+            self._modes.restore()
+            return
+        parents = _parents(self._model)
+        for _, module, _ in self._pinned:
+            parent = parents.get(id(module))
+            if parent is not None:
+                module.train(parent.training)
+
+    def __enter__(self) -> Policy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.undo(restore_modes=True)
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "undone"
+        return f"<Policy {self.name}: {len(self._pinned)} modules, {state}>"
+
+
+def _parents(model: nn.Module) -> dict[int, nn.Module]:
+    parents: dict[int, nn.Module] = {}
+    for module in model.modules():
+        for child in module.children():
+            parents.setdefault(id(child), module)
+    return parents
+
+
+def _select(
+    model: nn.Module,
+    modules: Iterable[str | nn.Module] | str | nn.Module | None,
+    keep: Callable[[nn.Module], bool],
+) -> list[tuple[str, nn.Module]]:
+    """The modules under ``modules`` (names or module objects of ``model``) that ``keep``."""
+    names = {id(m): n for n, m in model.named_modules()}
+    if modules is None:
+        roots = [model]
+    else:
+        if isinstance(modules, (str, nn.Module)):
+            modules = [modules]
+        roots = []
+        for item in modules:
+            if isinstance(item, str):
+                try:
+                    roots.append(model.get_submodule(item))
+                except AttributeError:
+                    raise TraineValValueError(
+                        f"model has no submodule named {item!r}; names look like "
+                        f"{', '.join(repr(n) for n in list(names.values())[1:4]) or 'none'}"
+                    ) from None
+            elif isinstance(item, nn.Module):
+                if id(item) not in names:
+                    raise TraineValValueError(
+                        f"{type(item).__name__} passed in modules= is not a submodule of the model"
+                    )
+                roots.append(item)
+            else:
+                raise TraineValTypeError(
+                    f"modules= expects submodule names or nn.Module objects, got {type(item).__name__}"
+                )
+    out: dict[int, tuple[str, nn.Module]] = {}
+    for root in roots:
+        for m in root.modules():
+            if keep(m) and id(m) in names:
+                out.setdefault(id(m), (names[id(m)], m))
+    return list(out.values())
+
+
+def freeze_batchnorm(
+    model: nn.Module,
+    modules: Iterable[str | nn.Module] | str | nn.Module | None = None,
+    *,
+    freeze_affine: bool = False,
+) -> Policy:
+    """Keep BatchNorm layers in eval mode through any later ``model.train()``.
+
+    Frozen layers normalise with their running statistics and stop updating them, while the
+    rest of the model trains — the usual fine-tuning set-up for small batches. Covers every
+    normalisation layer with running statistics (BatchNorm1d/2d/3d, Lazy, SyncBatchNorm,
+    InstanceNorm with ``track_running_stats=True``, subclasses). ``modules`` limits the
+    policy to some submodules (names or module objects; containers include their
+    descendants). ``freeze_affine=True`` also sets ``requires_grad=False`` on their weight
+    and bias. Modules are not replaced; ``undo()`` restores everything.
+
+    >>> import torch.nn as nn, traineval as te
+    >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    >>> policy = te.freeze_batchnorm(model, freeze_affine=True)
+    >>> _ = model.train()
+    >>> model[1].training, model[1].weight.requires_grad
+    (False, False)
+    >>> policy.undo(); model[1].training, model[1].weight.requires_grad
+    (True, True)
+    """
+    require_module(model)
+    targets = _select(model, modules, is_norm_with_running_stats)
+    policy = Policy("freeze_batchnorm", model)
+    if not targets:
+        warnings.warn(
+            "freeze_batchnorm: no normalisation layer with running statistics found; nothing frozen",
+            TraineValWarning,
+            stacklevel=2,
+        )
+        return policy
+    policy._apply([(name, m, False) for name, m in targets])
+    if freeze_affine:
+        policy._freeze_params(
+            p for _, m in targets for p in (getattr(m, "weight", None), getattr(m, "bias", None))
+            if isinstance(p, torch.nn.Parameter)
+        )
+    return policy
+
+
+def mc_dropout(
+    model: nn.Module,
+    modules: Iterable[str | nn.Module] | str | nn.Module | None = None,
+) -> Policy:
+    """Monte-Carlo dropout: dropout stays active while everything else is in eval.
+
+    Puts the model in eval mode and pins its dropout layers (the Dropout family, attention
+    and recurrent dropout) to training mode and its other mode-sensitive layers (BatchNorm
+    included) to eval, so the policy survives ``model.train()``/``model.eval()``. ``modules``
+    limits which dropout layers stay active. Use as a context manager to restore the
+    previous modes on exit. Custom layers such as stochastic depth stay in eval unless
+    listed in ``modules``.
+
+    >>> import torch, torch.nn as nn, traineval as te
+    >>> model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Dropout(0.5))
+    >>> with te.mc_dropout(model):
+    ...     _ = model.train()                 # the policy survives train()
+    ...     model[1].training, model[2].training
+    (False, True)
+    >>> model[2].training                      # restored on exit
+    True
+    """
+    require_module(model)
+    policy = Policy("mc_dropout", model)
+    if modules is None:
+        active = _select(model, None, lambda m: _kind(m) in _DROPOUT_KINDS)
+    else:
+        active = _select(model, modules, lambda m: _kind(m) is not None)
+    active_ids = {id(m) for _, m in active}
+    frozen = _select(model, None, lambda m: _kind(m) is not None and id(m) not in active_ids)
+    if not active:
+        warnings.warn("mc_dropout: the model has no active dropout layer", TraineValWarning, stacklevel=2)
+    try:
+        model.eval()
+        policy._apply([(n, m, True) for n, m in active] + [(n, m, False) for n, m in frozen])
+    except BaseException:
+        policy._modes.restore()
+        raise
+    return policy
+
+
+def _kind(module: nn.Module) -> str | None:
+    found = classify(module)
+    return None if found is None else found.kind
+
+
+class MCPrediction(NamedTuple):
+    """Predictive mean and variance over Monte-Carlo dropout samples."""
+
+    mean: torch.Tensor
+    variance: torch.Tensor
+
+
+def predict_mc(
+    model: nn.Module,
+    x: torch.Tensor,
+    samples: int = 20,
+    *,
+    max_batch: int | None = None,
+) -> MCPrediction:
+    """Predictive mean and variance of ``model(x)`` over ``samples`` dropout masks.
+
+    Runs under :func:`mc_dropout` and ``torch.no_grad()``: the input is repeated
+    ``samples`` times along the batch dimension (dim 0) and sent through the model in one
+    forward — not a Python loop over samples — unless ``max_batch`` caps the rows per
+    forward. The variance is the population variance over samples (``correction=0``).
+    The model's modes are restored afterwards.
+
+    >>> import torch, torch.nn as nn, traineval as te
+    >>> model = nn.Sequential(nn.Linear(3, 2), nn.Dropout(0.3))
+    >>> mean, var = te.predict_mc(model, torch.ones(5, 3), samples=50)
+    >>> mean.shape, var.shape
+    (torch.Size([5, 2]), torch.Size([5, 2]))
+
+    Reference: Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016.
+    """
+    require_module(model)
+    if not isinstance(x, torch.Tensor):
+        raise TraineValTypeError(f"expected a tensor batch for x, got {type(x).__name__}")
+    if x.dim() == 0:
+        raise TraineValValueError("x must have a batch dimension (dim 0)")
+    if not isinstance(samples, int) or samples < 1:
+        raise TraineValValueError(f"samples must be a positive int, got {samples!r}")
+    batch = x.shape[0]
+    rows_per_chunk = samples if max_batch is None else max(1, max_batch // max(batch, 1))
+    outputs = []
+    with mc_dropout(model), torch.no_grad():
+        for start in range(0, samples, rows_per_chunk):
+            n = min(rows_per_chunk, samples - start)
+            rep = x.unsqueeze(0).expand(n, *x.shape).reshape(n * batch, *x.shape[1:])
+            out = model(rep)
+            if not isinstance(out, torch.Tensor):
+                raise TraineValTypeError(
+                    f"predict_mc needs a model that returns a tensor, got {type(out).__name__}"
+                )
+            outputs.append(out.reshape(n, batch, *out.shape[1:]))
+    stacked = torch.cat(outputs, 0)
+    return MCPrediction(stacked.mean(0), stacked.var(0, correction=0))
+
+
+def active_policies(module: nn.Module) -> list[str]:
+    """Names of the policies pinning ``module`` (empty when none)."""
+    return _pins.pin_owners(module)
