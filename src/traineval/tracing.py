@@ -39,6 +39,7 @@ _lock = threading.Lock()
 _installed: list[Any] = []  # the two global hook handles while anyone tracks
 _users = 0
 _listeners: list[Callable[[nn.Module, tuple[Any, ...], Any], None]] = []
+_pre_listeners: list[Callable[[nn.Module, tuple[Any, ...]], None]] = []
 
 
 def module_stack() -> list[nn.Module]:
@@ -57,6 +58,8 @@ def current_module() -> nn.Module | None:
 
 def _pre_hook(module: nn.Module, args: tuple[Any, ...]) -> None:
     module_stack().append(module)
+    for listener in list(_pre_listeners):
+        listener(module, args)
 
 
 def _post_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -72,9 +75,12 @@ def _post_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
 @contextlib.contextmanager
 def track_modules(
     listener: Callable[[nn.Module, tuple[Any, ...], Any], None] | None = None,
+    *,
+    pre_listener: Callable[[nn.Module, tuple[Any, ...]], None] | None = None,
 ) -> Iterator[None]:
     """Keep the module stack up to date while inside; call ``listener(module, args, output)``
-    after every module's forward (any module, registered anywhere or not)."""
+    after every module's forward (any module, registered anywhere or not), and
+    ``pre_listener(module, args)`` before it (``module`` is then already on the stack)."""
     global _users
     with _lock:
         if _users == 0:
@@ -85,12 +91,16 @@ def track_modules(
         _users += 1
         if listener is not None:
             _listeners.append(listener)
+        if pre_listener is not None:
+            _pre_listeners.append(pre_listener)
     try:
         yield
     finally:
         with _lock:
             if listener is not None:
                 _listeners.remove(listener)
+            if pre_listener is not None:
+                _pre_listeners.remove(pre_listener)
             _users -= 1
             if _users == 0:
                 for handle in _installed:
