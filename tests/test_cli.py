@@ -99,6 +99,6 @@ def test_rules_lists_catalog_and_shows_one_code():
 def test_console_script_is_installed():
     import shutil
 
-    exe = shutil.which("traineval") or str((__import__("pathlib").Path(sys.executable).parent / "traineval"))
+    exe = shutil.which("traineval") or str(__import__("pathlib").Path(sys.executable).parent / "traineval")
     r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0
