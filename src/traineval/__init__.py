@@ -4,6 +4,7 @@
 """
 
 from traineval.allow import allow, is_allowed
+from traineval.bnstats import LayerRecalibration, RecalibrationReport, recalibrate_batchnorm
 from traineval.describe import ModeReport, ModuleMode, describe
 from traineval.diagnostics import Diagnostic, Rule, Severity
 from traineval.errors import TraineValError, TraineValWarning
@@ -20,11 +21,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Diagnostic",
+    "LayerRecalibration",
     "MCPrediction",
     "ModeReport",
     "ModeSensitivity",
     "ModuleMode",
     "Policy",
+    "RecalibrationReport",
     "Rule",
     "Severity",
     "TraineValError",
@@ -42,6 +45,7 @@ __all__ = [
     "mode_sensitive",
     "modes",
     "predict_mc",
+    "recalibrate_batchnorm",
     "set_modes",
     "training",
 ]
