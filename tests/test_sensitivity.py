@@ -63,6 +63,8 @@ def test_spectral_norm_both_apis():
     found = {s.kind for s in te.mode_sensitive(new)}
     assert found == {"spectral_norm"}
     # and it really depends on the mode: u is updated only in training
+    with torch.no_grad():  # move the weight so that the power iteration has work to do
+        new.parametrizations.weight.original.add_(torch.randn(3, 3))
     u0 = new.parametrizations.weight[0]._u.clone()
     new.eval()(torch.randn(2, 3))
     assert torch.equal(u0, new.parametrizations.weight[0]._u)
