@@ -5,6 +5,7 @@
 
 from traineval.allow import allow, is_allowed
 from traineval.bnstats import LayerRecalibration, RecalibrationReport, recalibrate_batchnorm
+from traineval.contract import ContractReport, StatGap, assert_eval_contract, check
 from traineval.describe import ModeReport, ModuleMode, describe
 from traineval.diagnostics import Diagnostic, Rule, Severity
 from traineval.errors import TraineValError, TraineValWarning
@@ -20,6 +21,7 @@ from traineval.sensitivity import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ContractReport",
     "Diagnostic",
     "LayerRecalibration",
     "MCPrediction",
@@ -30,10 +32,13 @@ __all__ = [
     "RecalibrationReport",
     "Rule",
     "Severity",
+    "StatGap",
     "TraineValError",
     "TraineValWarning",
     "__version__",
     "allow",
+    "assert_eval_contract",
+    "check",
     "classify",
     "describe",
     "evaluating",

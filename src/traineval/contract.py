@@ -1,0 +1,616 @@
+"""The eval contract, checked on a live model: ``te.check`` and ``te.assert_eval_contract``.
+
+In evaluation mode a model must behave as a pure function of each sample: the same output on
+every call (claim C5), an output for one sample that does not depend on the other samples in
+its batch (C6), and no change to its state (C4). :func:`check` runs a handful of forwards on an
+example batch and, when a rule breaks, names the module where it goes wrong.
+
+>>> import torch, torch.nn as nn, traineval as te
+>>> model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 2))
+>>> te.check(model, torch.randn(8, 4), gap_threshold=None).ok      # eval() makes it a pure function
+True
+>>> class Head(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.bns = [nn.BatchNorm1d(8)]          # a plain list: model.eval() never reaches it
+...     def forward(self, x):
+...         return self.bns[0](x)
+>>> buggy = nn.Sequential(nn.Linear(4, 8), Head())
+>>> report = te.check(buggy, torch.randn(8, 4), gap_threshold=None)
+>>> sorted({(d.code, d.where) for d in report.errors})
+[('TE211', '1.bns[0]'), ('TE212', '1.bns[0]'), ('TE213', '1.bns[0]')]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from traineval import _pins
+from traineval._contract_runs import Call, Divergence, Namer, Probe, sensitivity, why_eval, why_training
+from traineval._contract_state import RngState, StateLedger
+from traineval._contract_tree import batch_size, difference, flatten, sample_dim, take
+from traineval.diagnostics import Diagnostic, Severity, make
+from traineval.errors import TraineValTypeError, TraineValValueError, require_module
+from traineval.modes import ModeSnapshot
+
+__all__ = ["ContractReport", "StatGap", "assert_eval_contract", "check"]
+
+SEED_A, SEED_B = 20240917, 7_000_003
+GAP_NOISE = 4.0  # a gap must exceed GAP_NOISE standard errors of the batch estimate to count
+SCALE_LIMIT = 2.0  # batch std more than 2x (or under 1/2x) the running std
+
+
+@dataclass(frozen=True)
+class StatGap:
+    """How far one BatchNorm's running statistics are from the example batch's statistics.
+
+    ``mean_shift``: root-mean-square over channels of ``|batch mean - running mean| /
+    running std``. ``scale_gap``: ``exp`` of the root-mean-square over channels of ``|log(batch
+    std / running std)|`` (1.0 when the spreads agree, 2.0 when off by a factor of two).
+    ``samples_per_channel`` is how many values each channel's batch statistics come from.
+    """
+
+    module: str
+    type: str
+    mean_shift: float
+    scale_gap: float
+    samples_per_channel: int
+    never_updated: bool
+    flagged: bool
+
+
+@dataclass
+class ContractReport:
+    """What :func:`check` found: diagnostics (``TE210``–``TE217``), what each check concluded,
+    the BatchNorm statistics gaps, and how many forwards it took."""
+
+    diagnostics: list[Diagnostic]
+    checks: dict[str, str]
+    stat_gaps: list[StatGap]
+    batch_size: int
+    samples: list[int]
+    forwards: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no error-level finding was made (warnings and info do not count)."""
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        """The error-level findings."""
+        return [d for d in self.diagnostics if d.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        """The warning-level findings."""
+        return [d for d in self.diagnostics if d.severity is Severity.WARNING]
+
+    def codes(self) -> list[str]:
+        """The codes found, sorted, each once."""
+        return sorted({d.code for d in self.diagnostics})
+
+    def __str__(self) -> str:
+        head = (f"eval contract: {len(self.errors)} error(s), {len(self.warnings)} warning(s) — batch of "
+                f"{self.batch_size}, samples {self.samples} checked alone, {self.forwards} forwards")
+        lines = [head]
+        width = max(map(len, self.checks), default=0)
+        lines += [f"  {name:<{width}}  {verdict}" for name, verdict in self.checks.items()]
+        if self.diagnostics:
+            lines.append("findings:")
+            lines += [f"  {d}" for d in self.diagnostics]
+        flagged = [g for g in self.stat_gaps if g.flagged]
+        if self.stat_gaps:
+            lines.append(f"BatchNorm statistics gap ({len(flagged)} of {len(self.stat_gaps)} flagged):")
+            for g in self.stat_gaps:
+                mark = "!" if g.flagged else " "
+                lines.append(f"  {mark} {g.module} ({g.type}): mean shift {g.mean_shift:.2f} std, "
+                             f"scale gap x{g.scale_gap:.2f}" + (" — never updated" if g.never_updated else ""))
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "ok": self.ok,
+            "batch_size": self.batch_size,
+            "samples": self.samples,
+            "forwards": self.forwards,
+            "checks": dict(self.checks),
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+            "stat_gaps": [vars(g) | {} for g in self.stat_gaps],
+            "notes": list(self.notes),
+        }
+
+
+class _Session:
+    """State shared by the probes of one :func:`check` call."""
+
+    def __init__(self, model: nn.Module, n: int, selected: torch.Tensor, atol: float | None,
+                 rtol: float | None, gap_threshold: float | None) -> None:
+        self.model = model
+        self.n = n
+        self.selected = selected
+        self.atol, self.rtol = atol, rtol
+        self.gap_threshold = gap_threshold
+        self.namer = Namer(model)
+        self.ledger = StateLedger()
+        self.ref: dict[Any, Any] = {}
+        self.dims: dict[Any, int] = {}
+        self.gaps: dict[str, StatGap] = {}
+
+    def on_ref_call(self, module: nn.Module, path: str, args: tuple[Any, ...]) -> None:
+        """Measure the statistics gap of a BatchNorm running in eval in the reference forward."""
+        if self.gap_threshold is None or path in self.gaps or module.training or not self.namer.registered(module):
+            return
+        if not isinstance(module, nn.modules.batchnorm._BatchNorm) or module.running_mean is None:
+            return
+        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if x is None or x.dim() < 2 or x.shape[1] != module.running_mean.numel() or x.numel() == 0:
+            return
+        self.gaps[path] = _stat_gap(module, path, x, self.gap_threshold)
+
+
+def _stat_gap(bn: nn.modules.batchnorm._BatchNorm, path: str, x: torch.Tensor, threshold: float) -> StatGap:
+    dims = [0, *range(2, x.dim())]
+    x64 = x.detach().double()
+    mean, var = x64.mean(dims), x64.var(dims, unbiased=False)
+    rm, rv = bn.running_mean.detach().double(), bn.running_var.detach().double()  # type: ignore[union-attr]
+    std = (rv + bn.eps).sqrt()
+    z = (mean - rm).abs() / std
+    log_ratio = ((var + bn.eps) / (rv + bn.eps)).log() / 2
+    m = x.numel() // x.shape[1]
+    mean_shift = float(z.pow(2).mean().sqrt())
+    scale_gap = float(log_ratio.pow(2).mean().sqrt().exp())
+    tracked = getattr(bn, "num_batches_tracked", None)
+    never = bool(tracked is not None and int(tracked) == 0 and bool((rm == 0).all()) and bool((rv == 1).all()))
+    flagged = never or mean_shift > max(threshold, GAP_NOISE / math.sqrt(m)) or (
+        math.log(scale_gap) > max(math.log(SCALE_LIMIT), GAP_NOISE / math.sqrt(2 * m)))
+    return StatGap(path, type(bn).__name__, mean_shift, scale_gap, m, never, flagged)
+
+
+def _call_model(model: nn.Module, example: Any, forward: Callable[[nn.Module, Any], Any] | None) -> Any:
+    if forward is not None:
+        return forward(model, example)
+    if isinstance(example, tuple) and not hasattr(example, "_fields"):
+        return model(*example)
+    if isinstance(example, dict):
+        return model(**example)
+    return model(example)
+
+
+def _note_exception(exc: BaseException, what: str) -> None:
+    if hasattr(exc, "add_note"):
+        exc.add_note(f"(raised during te.check's {what}; the model was restored)")
+
+
+def check(
+    model: nn.Module,
+    example: Any,
+    *,
+    forward: Callable[[nn.Module, Any], Any] | None = None,
+    batch_dim: int = 0,
+    samples: int = 4,
+    atol: float | None = None,
+    rtol: float | None = None,
+    gap_threshold: float | None = 1.0,
+    train_checks: bool = True,
+) -> ContractReport:
+    """Check the eval contract of ``model`` on an example batch; name the module at fault.
+
+    >>> import torch, traineval as te, traineval.examples as ex
+    >>> report = te.check(ex.mlp(), torch.randn(8, 20), gap_threshold=None)
+    >>> report.ok, report.forwards            # samples + 5 forwards
+    (True, 9)
+
+    Runs, all under ``torch.no_grad()`` and ``model.eval()`` unless said otherwise: the
+    batch (seed A), the batch again (seed B: **TE210** if the outputs differ), each of
+    ``samples`` samples alone and the batch reordered (**TE211** if a sample's output changes),
+    then compares every parameter and buffer (**TE212**). While these run, every module call is
+    watched: a mode-sensitive module running in training mode (**TE213**, registered or not)
+    and functional dropout/batch-norm active inside a module in eval (**TE214**). The
+    reference forward measures each BatchNorm's statistics gap (**TE215**, warning). Finally two
+    forwards after ``model.train()`` check that dropout and BatchNorm really train (**TE216**,
+    or **TE217** info when a traineval policy explains it). When an output differs, the
+    module named is the first, in execution order, whose inputs still agree and whose outputs
+    do not.
+
+    ``example`` is a tensor (``model(x)``), a tuple (``model(*x)``), a dict (``model(**x)``), or
+    anything ``forward(model, example)`` accepts. Tensors whose size along ``batch_dim`` equals
+    the batch size are sliced per sample (1-D tensors of that length too); other values are
+    passed as they are. Outputs may be tensors, tuples, lists, dicts, dataclasses or
+    ``ModelOutput``; a leaf whose shape does not change with the batch (a loss) is not compared
+    for batch independence. Tolerances default by dtype (float32: ``atol=rtol=1e-4``, with
+    ``atol`` scaled by the RMS of the reference when it exceeds 1). ``gap_threshold`` (std
+    units) flags a BatchNorm whose running mean is that far from the batch mean; ``None``
+    skips the gap (random inputs). ``train_checks=False`` skips the two training forwards.
+
+    The model's modes, parameters, buffers and simple attributes (also of modules held in plain
+    containers) and the global RNG states (torch CPU and CUDA, ``random``, NumPy) are exactly as
+    before — also when the model raises, in which case the exception propagates.
+    """
+    require_module(model)
+    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
+        raise TraineValValueError(f"samples must be a positive int, got {samples!r}")
+    if not isinstance(batch_dim, int) or isinstance(batch_dim, bool) or batch_dim < 0:
+        raise TraineValValueError(f"batch_dim must be a non-negative int, got {batch_dim!r}")
+    if forward is not None and not callable(forward):
+        raise TraineValTypeError(f"forward must be a callable (model, example) -> output, got {type(forward).__name__}")
+    for p in model.parameters():
+        if isinstance(p, nn.parameter.UninitializedParameter):
+            raise TraineValValueError("the model has lazy modules that are not initialised yet; "
+                                      "run one forward before te.check")
+    n = batch_size(example, batch_dim)
+    if n < 2:
+        raise TraineValValueError(
+            f"the example batch has {n} sample(s) along batch_dim={batch_dim}; batch independence needs at "
+            "least 2 — pass a batch of several samples (or set batch_dim for sequence-first inputs)")
+    selected = torch.linspace(0, n - 1, min(samples, n)).round().long().unique()
+    modes, rng = ModeSnapshot((model,)), RngState()
+    s = _Session(model, n, selected, atol, rtol, gap_threshold)
+    s.ledger.add_tree(model)
+    try:
+        return _run_checks(s, model, example, forward, batch_dim, train_checks)
+    finally:
+        try:
+            s.ledger.restore()
+        finally:
+            modes.restore()
+            rng.restore()
+
+
+def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch_dim: int,
+                train_checks: bool) -> ContractReport:
+    n, sel = s.n, s.selected
+    findings: list[Diagnostic] = []
+    checks: dict[str, str] = {}
+    notes: list[str] = []
+    forwards = 0
+
+    def run(probe: Probe, batch: Any, seed: int, what: str) -> Any:
+        nonlocal forwards
+        forwards += 1
+        RngState.seed(seed)
+        try:
+            with torch.no_grad():
+                return probe.run(lambda: _call_model(model, batch, forward))
+        except BaseException as exc:
+            _note_exception(exc, what)
+            raise
+
+    model.eval()
+    ref = Probe(s, "ref")
+    out_ref = run(ref, example, SEED_A, "eval forward of the example batch")
+    ref_leaves = flatten(out_ref)
+    coverage = _coverage(s, ref, findings)
+    _functional(s, ref, findings)
+
+    # C5: deterministic in eval
+    rep = Probe(s, "repeat")
+    out_rep = run(rep, example, SEED_B, "second eval forward (another RNG seed)")
+    diff = _compare_outputs(flatten(out_rep), ref_leaves, s)
+    random_cause: Divergence | None = None
+    if diff is None:
+        checks["deterministic in eval"] = "passed"
+    else:
+        path, delta = diff
+        random_cause = rep.first
+        where, module_type, reason, explained = _culprit(s, rep.first, "random", coverage, ref)
+        code = "TE217" if explained else "TE210"
+        findings.append(make(code, where=where, module=where or "<model>", type=module_type, reason=reason,
+                             path=path, delta=f"{delta:.3g}", behaviour="eval outputs are random"))
+        checks["deterministic in eval"] = "explained by a policy" if explained else f"FAILED ({code})"
+
+    # C6: batch-independent in eval
+    first: Divergence | None = None
+    worst: tuple[str, str, float] | None = None
+    out_dims: dict[str, int] = {}
+    batch_free: list[str] = []
+    for j, index in enumerate(sel.tolist()):
+        probe = Probe(s, "alone", position=j)
+        try:
+            one = run(probe, take(example, torch.tensor([index]), batch_dim, n), SEED_A,
+                      f"eval forward of sample {index}")
+        except Exception as exc:  # works for the batch, fails for one sample: batch-dependent
+            if worst is None:
+                worst = ("output", f"sample {index} alone raises {type(exc).__name__}: {exc}", math.inf)
+            first = _earlier(first, probe.first or probe.raised)
+            continue
+        for (path, a), (_, b) in _pairs(flatten(one), ref_leaves, f"sample {index} alone"):
+            if not isinstance(b, torch.Tensor):
+                continue
+            d = sample_dim(b.shape, a.shape, n) if isinstance(a, torch.Tensor) else None
+            if d is None:
+                if isinstance(a, torch.Tensor) and a.shape == b.shape and path not in batch_free:
+                    batch_free.append(path)
+                continue
+            out_dims.setdefault(path, d)
+            delta = difference(a, b.narrow(d, index, 1), s.atol, s.rtol)
+            if delta is not None and worst is None:
+                worst = (path, f"sample {index} alone vs. in the batch, max |Δ| = {delta:.3g}", delta)
+        first = _earlier(first, probe.first)
+    perm = torch.roll(torch.arange(n), 1)
+    inverse = torch.argsort(perm)
+    probe = Probe(s, "reorder", inverse=inverse[sel])
+    shuffled = run(probe, take(example, perm, batch_dim, n), SEED_A, "eval forward of the reordered batch")
+    for (path, a), (_, b) in _pairs(flatten(shuffled), ref_leaves, "the reordered batch"):
+        d = out_dims.get(path)
+        if d is None or not isinstance(a, torch.Tensor) or a.shape != b.shape:
+            continue
+        delta = difference(a.index_select(d, inverse.to(a.device)), b, s.atol, s.rtol)
+        if delta is not None and worst is None:
+            worst = (path, f"the batch reordered vs. in order, max |Δ| = {delta:.3g}", delta)
+    first = _earlier(first, probe.first)
+    if batch_free:
+        notes.append("output leaves with no batch dimension (not compared per sample): " + ", ".join(batch_free))
+    if worst is None:
+        checks["batch-independent in eval"] = "passed" if out_dims else "not checked: no output has a batch dimension"
+    else:
+        where, module_type, reason, explained = _culprit(s, first, "batch", coverage, ref)
+        caused_by_randomness = random_cause is not None and first is not None and (
+            first.path == random_cause.path or explained)
+        if caused_by_randomness:
+            checks["batch-independent in eval"] = "inconclusive: eval outputs are random (fix that first)"
+        else:
+            path, how, _ = worst
+            findings.append(make("TE211", where=where, module=where or "<model>", type=module_type, reason=reason,
+                                 path=path, how=how))
+            checks["batch-independent in eval"] = "FAILED (TE211)"
+
+    # C4: state unchanged by eval
+    changes = s.ledger.changes()
+    _state_findings(s, changes, ref.calls, findings)
+    checks["state unchanged by eval"] = "FAILED (TE212)" if changes else "passed"
+    checks["mode coverage"] = "FAILED (TE213)" if any(d.code == "TE213" for d in findings) else "passed"
+    checks["no functional dropout in eval"] = (
+        "FAILED (TE214)" if any(d.code == "TE214" for d in findings) else "passed")
+    s.ledger.restore()
+
+    gaps = list(s.gaps.values())
+    _gap_findings(gaps, findings)
+    if s.gap_threshold is None:
+        checks["BatchNorm statistics gap"] = "not measured"
+    elif not gaps:
+        checks["BatchNorm statistics gap"] = "no BatchNorm in eval"
+    else:
+        checks["BatchNorm statistics gap"] = "warning (TE215)" if any(g.flagged for g in gaps) else "passed"
+
+    if train_checks:
+        forwards += _train_checks(s, model, example, forward, findings, checks, notes)
+    findings.sort(key=lambda d: (-d.severity.rank, d.code, d.where))
+    return ContractReport(findings, checks, gaps, n, sel.tolist(), forwards, notes)
+
+
+def _pairs(got: list[tuple[str, Any]], ref: list[tuple[str, Any]], what: str) -> list[tuple[Any, Any]]:
+    if [p for p, _ in got] != [p for p, _ in ref]:
+        raise TraineValValueError(
+            f"the output of {what} does not have the structure of the batch's output "
+            f"({[p for p, _ in got][:6]} vs {[p for p, _ in ref][:6]}); pass forward= returning comparable tensors")
+    return list(zip(got, ref, strict=True))
+
+
+def _compare_outputs(got: list[tuple[str, Any]], ref: list[tuple[str, Any]], s: _Session) -> tuple[str, float] | None:
+    got_paths = {p for p, _ in got}
+    for path, _ in ref:
+        if path not in got_paths:
+            return path, math.inf
+    for (path, a), (_, b) in zip(got, ref, strict=False):
+        delta = difference(a, b, s.atol, s.rtol)
+        if delta is not None:
+            return path, delta
+    return None
+
+
+def _earlier(a: Divergence | None, b: Divergence | None) -> Divergence | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return b if b.order < a.order else a
+
+
+# --------------------------------------------------------------------------- explanations
+def _coverage(s: _Session, ref: Probe, findings: list[Diagnostic]) -> dict[str, str]:
+    """TE213 for every mode-sensitive module that ran in training mode; returns path -> why."""
+    out: dict[str, str] = {}
+    for call in ref.calls:
+        if not call.training or call.path in out:
+            continue
+        found = sensitivity(call.module, call.path)
+        if found is None:
+            continue
+        why = why_training(s, call.module, call.path, call.parent)
+        out[call.path] = why
+        code = "TE217" if _pins.pinned_flag(call.module) is True else "TE213"
+        findings.append(make(code, where=call.path, module=call.path or "<model>", type=found.type_name, reason=why,
+                             behaviour=f"runs in training mode during eval ({found.kind})"))
+    return out
+
+
+def _functional(s: _Session, ref: Probe, findings: list[Diagnostic]) -> None:
+    """TE214 for active functional dropout / batch_norm calls made in eval."""
+    seen: set[tuple[str | None, str]] = set()
+    for call, path in ref.functional:
+        caller = call.caller
+        if caller is not None and caller.training and sensitivity(caller, path or "") is not None:
+            continue  # follows the caller's mode; TE213 reports the caller
+        if (path, call.what) in seen:
+            continue
+        seen.add((path, call.what))
+        where = path if path is not None else "<forward>"
+        findings.append(make("TE214", where=where, module=where or "<model>",
+                             type=type(caller).__name__ if caller is not None else "function",
+                             call=call.what, detail=call.detail))
+
+
+def _culprit(s: _Session, div: Divergence | None, what: str, coverage: dict[str, str],
+             ref: Probe) -> tuple[str, str, str, bool]:
+    """``(where, type, reason, explained_by_policy)`` for the first divergence of a variant."""
+    if div is None:
+        return ("", type(s.model).__name__, "no module's output differs for the samples compared, so the "
+                "difference arises outside the modules' forwards (in the forward= function, or in code that "
+                "post-processes the output)", False)
+    if div.key[2] == "in":
+        if div.parent is None:
+            return ("<forward>", "function", f"the inputs of `{div.path}` already differ: the forward= function "
+                    "or the code calling the model makes them differ", False)
+        module, path = div.parent
+        own = f"in its own forward code, before it calls `{div.path}`"
+    else:
+        module, path = div.module, div.path
+        own = "in its own forward code"
+    kind = type(module).__name__
+    explained = _pins.pinned_flag(module) is True
+    if path in coverage:
+        return path, kind, f"it runs in training mode during eval: {coverage[path]}", explained
+    if what == "batch":
+        if isinstance(module, nn.modules.batchnorm._NormBase) and module.running_mean is None:
+            return (path, kind, f"{kind} with track_running_stats=False normalises with the statistics of the "
+                    "current batch, in eval too", False)
+        mixing = _batch_first_mismatch(module, div.input_dim if div.key[2] == "out" else None)
+        if mixing:
+            return path, kind, mixing, False
+    calls = [f"{c.what}({c.detail})" for c, p in ref.functional if p == path]
+    if calls:
+        return path, kind, f"{own} it calls {', '.join(sorted(set(calls)))} while in eval", False
+    if what == "random":
+        randoms = sorted({name for name, p in ref.random_calls if p == path})
+        drawn = f"calls {', '.join(randoms)}" if randoms else "draws random numbers"
+        return path, kind, f"{own} it {drawn} in eval", False
+    return (path, kind, f"{own} it combines samples of the batch (a statistic over the batch dimension "
+            "such as `x.mean(0)` or `x.std(0)`, a sort, softmax or attention across samples)", False)
+
+
+def _batch_first_mismatch(module: nn.Module, input_dim: int | None) -> str:
+    if input_dim is None:
+        return ""
+    if isinstance(module, (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
+                           nn.modules.rnn.RNNBase)):
+        batch_first = bool(getattr(module, "batch_first", False))
+        expected = 0 if batch_first else 1
+        if input_dim != expected:
+            return (f"it has batch_first={batch_first} and so reads dimension {expected} as the batch, but the "
+                    f"batch is in dimension {input_dim}: it mixes samples along the sequence axis — "
+                    f"pass batch_first={not batch_first} or transpose the input")
+    return ""
+
+
+def _state_findings(s: _Session, changes: list[Any], calls: list[Call], findings: list[Diagnostic]) -> None:
+    flags = {id(c.module): c.training for c in calls}
+    by_module: dict[int, list[Any]] = {}
+    for change in changes:
+        by_module.setdefault(id(change.module), []).append(change)
+    for group in by_module.values():
+        module = group[0].module
+        path = next((c.path for c in calls if c.module is module), None)
+        if path is None:
+            path = s.namer.names.get(id(module), f"<{type(module).__name__}>")
+        what = "; ".join(f"`{c.name}` {c.how}" for c in group)
+        if flags.get(id(module)) and isinstance(module, nn.modules.batchnorm._NormBase):
+            reason = "it ran in training mode and updated its running statistics with the eval data (claim C4)"
+        elif flags.get(id(module)) and sensitivity(module, path) is not None:
+            reason = "it ran in training mode, which updates its state"
+        else:
+            reason = "its forward writes to its own parameters or buffers in eval"
+        findings.append(make("TE212", where=path, module=path or "<model>", type=type(module).__name__,
+                             changed=what, reason=reason))
+
+
+def _gap_findings(gaps: list[StatGap], findings: list[Diagnostic]) -> None:
+    never = [g for g in gaps if g.never_updated]
+    if never:
+        names = ", ".join(f"`{g.module}`" for g in never[:6])
+        names += f" and {len(never) - 6} more" if len(never) > 6 else ""
+        findings.append(make("TE215", where=never[0].module, module=never[0].module, type=never[0].type,
+                             gap=f"running statistics never updated ({len(never)} layer(s): {names})"))
+    for g in gaps:
+        if g.flagged and not g.never_updated:
+            findings.append(make("TE215", where=g.module, module=g.module, type=g.type,
+                                 gap=f"mean shift {g.mean_shift:.2f} std, scale gap x{g.scale_gap:.2f}"))
+
+
+# ---------------------------------------------------------------------------- training mode
+def _train_checks(s: _Session, model: nn.Module, example: Any, forward: Any, findings: list[Diagnostic],
+                  checks: dict[str, str], notes: list[str]) -> int:
+    """Two forwards after ``model.train()``: TE216/TE217. Returns the number of forwards run."""
+    model.train()
+    probes, outputs = [], []
+    try:
+        for seed in (SEED_A, SEED_B):
+            probe = Probe(s, "train")
+            RngState.seed(seed)
+            with torch.no_grad():
+                outputs.append(probe.run(lambda: _call_model(model, example, forward)))
+            probes.append(probe)
+            if seed == SEED_A:
+                moved = {c.module for c in s.ledger.changes() if c.name in ("running_mean", "running_var")}
+    except Exception as exc:
+        notes.append(f"training-mode check skipped: the forward in training mode raised {type(exc).__name__}: {exc}")
+        checks["training mode trains"] = "skipped (forward raised in training mode)"
+        return len(probes) + 1
+    finally:
+        s.ledger.restore()
+    inert: list[Diagnostic] = []
+    seen: set[int] = set()
+    for call in probes[0].calls:
+        if id(call.module) in seen or not s.namer.registered(call.module):
+            continue
+        seen.add(id(call.module))
+        found = sensitivity(call.module, call.path)
+        if found is None or found.kind not in ("batchnorm", "dropout", "attention", "recurrent"):
+            continue
+        module = call.module
+        if not call.training:
+            why = why_eval(s, module, call.path)
+            code = "TE217" if _pins.pinned_flag(module) is False else "TE216"
+            inert.append(make(code, where=call.path, module=call.path or "<model>", type=found.type_name, reason=why,
+                              behaviour="stays in eval mode during training"))
+        elif found.kind == "batchnorm" and module not in moved and getattr(module, "momentum", None) == 0:
+            inert.append(make("TE216", where=call.path, module=call.path or "<model>", type=found.type_name,
+                              reason="momentum=0, so its running statistics never move",
+                              behaviour="does not update its running statistics in training"))
+    findings.extend(inert)
+    varied = _compare_outputs(flatten(outputs[1]), flatten(outputs[0]), s) is not None
+    if any(d.code == "TE216" for d in inert):
+        checks["training mode trains"] = "warning (TE216)"
+    elif inert:
+        checks["training mode trains"] = "explained by a policy"
+    else:
+        checks["training mode trains"] = "passed"
+    notes.append(f"training-mode outputs {'vary' if varied else 'do not vary'} between two RNG seeds")
+    return 2
+
+
+def assert_eval_contract(model: nn.Module, example: Any, *, fail_on: str = "error", **kwargs: Any) -> ContractReport:
+    """:func:`check`, raising ``AssertionError`` with the readable report when it finds a violation.
+
+    Meant for test suites: ``fail_on="error"`` (default) fails on error-level findings,
+    ``fail_on="warning"`` on warnings too. Returns the report when the contract holds. Takes the
+    keyword arguments of :func:`check`.
+
+    >>> import torch, torch.nn as nn, traineval as te
+    >>> te.assert_eval_contract(nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.3)), torch.randn(4, 4)).ok
+    True
+    >>> class Noisy(nn.Module):
+    ...     def forward(self, x):
+    ...         return x + torch.randn_like(x)       # noise in eval too
+    >>> te.assert_eval_contract(Noisy(), torch.randn(4, 4))
+    Traceback (most recent call last):
+    ...
+    AssertionError: eval contract: 1 error(s), 0 warning(s) — batch of 4, samples [0, 1, 2, 3] checked alone, 9 forwards
+    ...
+    """
+    if fail_on not in ("error", "warning"):
+        raise TraineValValueError(f"fail_on must be 'error' or 'warning', got {fail_on!r}")
+    report = check(model, example, **kwargs)
+    bad = report.errors if fail_on == "error" else report.errors + report.warnings
+    if bad:
+        raise AssertionError(str(report))
+    return report
