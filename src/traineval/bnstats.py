@@ -206,7 +206,7 @@ class _Layer:
             )
         dims = tuple(d for d in range(x.dim()) if d != cdim)
         xv = x if x.dtype in _EXACT else x.float()
-        var = torch.var(xv, dims, correction=0)  # one Welford pass (double accumulators on CPU)
+        var, _ = torch.var_mean(xv, dims, correction=0)  # one Welford pass (double accumulators on CPU)
         total = x.sum(dims, dtype=torch.float64)  # exact mean, however far from zero
         return total, var, per_channel
 
