@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from traineval.catalog import all_rules, get_rule, render_markdown
+from traineval.catalog import all_rules, get_rule, render_index, render_markdown
 from traineval.diagnostics import Severity, make
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +34,18 @@ def test_every_code_has_its_generated_page_and_no_page_is_stale():
     for rule in all_rules():
         assert (PAGES / f"{rule.code}.md").read_text(encoding="utf-8") == render_markdown(rule), (
             f"{rule.code}.md is out of date: run python -m traineval.catalog --write docs/diagnostics")
+
+
+def test_catalog_index_page_is_up_to_date():
+    assert (PAGES / "index.md").read_text(encoding="utf-8") == render_index()
+
+
+def test_no_page_names_a_code_that_does_not_exist():
+    codes = {r.code for r in all_rules()}
+    texts = [ROOT / "README.md", *ROOT.joinpath("docs").rglob("*.md")]
+    for path in texts:
+        named = set(re.findall(r"\bTE\d{3}\b", path.read_text(encoding="utf-8")))
+        assert named <= codes, f"{path.relative_to(ROOT)} names unknown codes {sorted(named - codes)}"
 
 
 def test_related_codes_exist():

@@ -93,4 +93,32 @@ def render_markdown(rule: Rule) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["all_rules", "get_rule", "render_markdown"]
+def render_index(rules: list[Rule] | None = None) -> str:
+    """The catalog page (Markdown): one table row per code, linking to its page."""
+    rules = all_rules() if rules is None else rules
+    ranges = [
+        ("TE0", "Found in source — `traineval lint`"),
+        ("TE1", "Found while a job runs — `te.guard`"),
+        ("TE2", "Found on a live model — `te.describe`, `te.check`"),
+    ]
+    lines = [
+        "# Diagnostic codes",
+        "",
+        "Every finding traineval reports has a stable code. The same bug keeps the same name in",
+        "each range, so it can be followed from the linter to the guard to the model check.",
+        "This page and the pages it links to are generated from the catalog in the code",
+        "(`python -m traineval.catalog --write docs/diagnostics`); a test fails when they drift.",
+    ]
+    for prefix, title in ranges:
+        chosen = [r for r in rules if r.code.startswith(prefix)]
+        if not chosen:
+            continue
+        lines += ["", f"## {title}", "", "| code | name | severity | what it finds |", "| --- | --- | --- | --- |"]
+        for r in chosen:
+            severity = r.severity.value + ("" if r.default_enabled else ", off by default")
+            first = r.summary.strip().split(". ")[0].rstrip(".").replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| [{r.code}]({r.code}.md) | `{r.name}` | {severity} | {first} |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["all_rules", "get_rule", "render_index", "render_markdown"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from traineval.catalog import all_rules, render_markdown
+from traineval.catalog import all_rules, render_index, render_markdown
 
 
 def main() -> None:
@@ -20,7 +20,8 @@ def main() -> None:
             stale.unlink()
     for rule in all_rules():
         (out / f"{rule.code}.md").write_text(render_markdown(rule), encoding="utf-8")
-    print(f"wrote {len(wanted)} pages to {out}")
+    (out / "index.md").write_text(render_index(), encoding="utf-8")
+    print(f"wrote {len(wanted)} pages and index.md to {out}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,43 @@
+"""Griffe extension: render ``>>>`` doctest examples in docstrings as ``pycon`` code blocks.
+
+traineval's docstrings use plain doctest examples (they run in the test suite); Markdown
+would otherwise read ``>>>`` as nested block quotes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import griffe
+
+
+def fence_doctests(text: str) -> str:
+    """Wrap each run of ``>>>``/``...`` lines and their output in a fenced pycon block."""
+    out: list[str] = []
+    in_block = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(">>>"):
+            if not in_block:
+                out.append("```pycon")
+                in_block = True
+            out.append(stripped)
+        elif in_block and stripped == "":
+            out.append("```")
+            out.append("")
+            in_block = False
+        elif in_block:
+            out.append(stripped if not stripped.startswith("...") else stripped)
+        else:
+            out.append(line)
+    if in_block:
+        out.append("```")
+    return "\n".join(out)
+
+
+class DoctestFences(griffe.Extension):
+    """Fence doctest examples of every object's docstring."""
+
+    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:  # type: ignore[override]
+        if obj.docstring is not None:
+            obj.docstring.value = fence_doctests(obj.docstring.value)

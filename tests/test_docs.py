@@ -1,0 +1,51 @@
+"""Every Python example in the docs runs (one namespace per page, in order).
+
+A block can opt out with an HTML comment on the line before its fence,
+``<!-- no-test: reason -->`` — for instance code that needs a framework the test
+environment does not install. Such blocks are listed so that they stay few.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted(p for p in (ROOT / "docs").rglob("*.md") if "diagnostics" not in p.parts)
+FENCE = re.compile(r"(?P<before>[^\n]*)\n```python\n(?P<code>.*?)```", re.S)
+
+
+def blocks(page: Path) -> list[tuple[int, str, str | None]]:
+    text = "\n" + page.read_text(encoding="utf-8")
+    out = []
+    for m in FENCE.finditer(text):
+        skip = re.match(r"\s*<!--\s*no-test:?(.*?)-->", m.group("before"))
+        line = text.count("\n", 0, m.start("code"))
+        out.append((line, m.group("code"), skip.group(1).strip() if skip else None))
+    return out
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT / "docs")) for p in PAGES])
+def test_python_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    namespace: dict = {"__name__": f"__docs_{page.stem}__"}
+    for line, code, skip in blocks(page):
+        if skip is not None:
+            assert skip, f"{page.name}:{line}: a no-test block must say why"
+            continue
+        exec(compile(code, f"{page.name}:{line}", "exec"), namespace)
+
+
+def test_skipped_blocks_are_few():
+    skipped = [(p.name, line) for p in PAGES for line, _, skip in blocks(p) if skip is not None]
+    assert len(skipped) <= 12, skipped
+
+
+def test_docs_pages_listed_in_mkdocs_nav_exist():
+    nav = re.findall(r":\s*([\w/.-]+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(), flags=re.M)
+    missing = [n for n in nav if not (ROOT / "docs" / n).exists()]
+    assert not missing, missing
+
