@@ -62,7 +62,7 @@ class Namer:
 
     model: nn.Module
     names: dict[int, str] = field(default_factory=dict)
-    _holders: dict[int, tuple[str, str]] | None = None
+    _holders: dict[int, tuple[str, str, str]] | None = None
 
     def __post_init__(self) -> None:
         for name, module in self.model.named_modules():
@@ -71,8 +71,9 @@ class Namer:
     def registered(self, module: nn.Module) -> bool:
         return id(module) in self.names
 
-    def holder(self, module: nn.Module) -> tuple[str, str] | None:
-        """``(path, container type)`` of the plain list/tuple/dict/set attribute holding ``module``."""
+    def holder(self, module: nn.Module) -> tuple[str, str, str] | None:
+        """``(path, container path, container type)`` of the plain list/tuple/dict/set attribute
+        holding ``module``, e.g. ``("head.bns[0]", "head.bns", "list")``."""
         if self._holders is None:
             self._holders = {}
             for owner_name, owner in self.model.named_modules():
@@ -86,7 +87,8 @@ class Namer:
                             index = f"[{k!r}]" if isinstance(value, dict) else f"[{k}]"
                             if isinstance(value, (set, frozenset)):
                                 index = ""
-                            self._holders.setdefault(id(v), (f"{prefix}{attr}{index}", type(value).__name__))
+                            self._holders.setdefault(
+                                id(v), (f"{prefix}{attr}{index}", f"{prefix}{attr}", type(value).__name__))
         return self._holders.get(id(module))
 
     def path(self, module: nn.Module, parent_path: str | None) -> str:
@@ -289,7 +291,7 @@ def why_training(s: Any, module: nn.Module, path: str, parent: str | None) -> st
                 "`.training = True` in forward or in a hook)")
     held = s.namer.holder(module)
     if held is not None:
-        return (f"it is held in the plain {held[1]} `{held[0]}`, which model.eval() does not reach "
+        return (f"it is held in the plain {held[2]} `{held[1]}`, which model.eval() does not reach "
                 "(use nn.ModuleList / nn.ModuleDict)")
     where = f"`{parent}`" if parent else "the model"
     return (f"it is not a registered submodule (built inside the forward of {where}, or stored outside "

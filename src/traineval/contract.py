@@ -497,8 +497,8 @@ def _batch_first_mismatch(module: nn.Module, input_dim: int | None) -> str:
         expected = 0 if batch_first else 1
         if input_dim != expected:
             return (f"it has batch_first={batch_first} and so reads dimension {expected} as the batch, but the "
-                    f"batch is in dimension {input_dim}: it mixes samples along the sequence axis — "
-                    f"pass batch_first={not batch_first} or transpose the input")
+                    f"batch is in dimension {input_dim}: it treats the samples as positions of one sequence "
+                    f"and mixes them — pass batch_first={not batch_first} or transpose the input")
     return ""
 
 
