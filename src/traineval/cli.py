@@ -24,7 +24,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("traineval._contract_cli", "check the eval contract of a model built by MODULE:FACTORY"),
     "describe": ("traineval.cli", "show the mode tree of a model built by MODULE:FACTORY"),
     "rules": ("traineval.cli", "list the diagnostic codes (the catalog)"),
-    "lint": ("traineval.lint.cli", "find mode bugs in source files and notebooks (static, never runs them)"),
 }
 
 
