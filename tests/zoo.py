@@ -41,7 +41,7 @@ def _images(n: int = 8, c: int = 3, size: int = 16, shift: float = 0.0) -> torch
     return torch.randn(n, c, size, size, generator=_gen()) + shift
 
 
-def _warm(model: nn.Module, data: Callable[[], Any], steps: int = 30) -> nn.Module:
+def _warm(model: nn.Module, data: Callable[[], Any], steps: int = 6) -> nn.Module:
     """Give BatchNorm running statistics of the data distribution (as training would)."""
     model.train()
     with torch.no_grad():
@@ -52,7 +52,7 @@ def _warm(model: nn.Module, data: Callable[[], Any], steps: int = 30) -> nn.Modu
 
 
 def _fresh_images() -> torch.Tensor:
-    return torch.randn(16, 3, 16, 16)
+    return torch.randn(32, 3, 16, 16)
 
 
 def _momentum_full(model: nn.Module) -> nn.Module:
@@ -98,7 +98,7 @@ def norm_zoo() -> nn.Module:
     model = nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.ReLU(),
         nn.Conv2d(8, 8, 3, padding=1), nn.InstanceNorm2d(8, affine=True), nn.ReLU(),
-        nn.Conv2d(8, 8, 3, padding=1), nn.InstanceNorm2d(8, track_running_stats=True), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1), nn.InstanceNorm2d(8, track_running_stats=True, momentum=None), nn.ReLU(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.LayerNorm(8), nn.Dropout(0.3), nn.Linear(8, 4),
     )
     return _warm(model, _fresh_images)

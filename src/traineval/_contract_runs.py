@@ -23,7 +23,7 @@ import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
 from traineval import _pins
-from traineval._contract_tree import difference, sample_dim, tensor_leaves
+from traineval._contract_tree import MISMATCH, difference, sample_dim, tensor_leaves
 from traineval.sensitivity import ModeSensitivity, classify
 from traineval.tracing import FunctionalCall, FunctionalWatch, track_modules
 
@@ -43,6 +43,7 @@ class Divergence:
     parent: tuple[nn.Module, str] | None  # the enclosing module, for an "in" event
     diff: float
     input_dim: int | None = None  # the batch dimension of the module's first input, if known
+    shapes: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # (one sample, batch) when shapes part
 
 
 @dataclass
@@ -146,6 +147,7 @@ class Probe:
         self.functional: list[tuple[FunctionalCall, str | None]] = []
         self.random_calls: list[tuple[str, str | None]] = []
         self.raised: Divergence | None = None  # the innermost module a forward raised in
+        self.shapes: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
     # ------------------------------------------------------------------ installation
     def run(self, fn: Callable[[], Any]) -> Any:
@@ -225,7 +227,7 @@ class Probe:
             diff = self._compare(key, i, t, ref)
             if diff is not None:
                 self.first = Divergence(order, key, module, path, (parent[0], parent[1]) if parent else None,
-                                        diff, self.s.dims.get(((*key[:2], "in"), 0)))
+                                        diff, self.s.dims.get(((*key[:2], "in"), 0)), self.shapes)
                 return
 
     def _store(self, t: torch.Tensor) -> tuple[torch.Size, dict[int, torch.Tensor], torch.Tensor | None] | None:
@@ -254,6 +256,9 @@ class Probe:
             return difference(t.cpu(), full, s.atol, s.rtol) if full is not None else None
         if self.mode == "alone":
             d = sample_dim(shape, t.shape, s.n)
+            if d == MISMATCH:
+                self.shapes = (tuple(t.shape), tuple(shape))
+                return math.inf
             if d is None or d not in rows:
                 return None
             s.dims.setdefault((key, i), d)

@@ -175,15 +175,19 @@ def difference(a: Any, b: Any, atol: float | None, rtol: float | None) -> float 
     return None if same else math.inf
 
 
+MISMATCH = -1
+
+
 def sample_dim(ref_shape: torch.Size, one_shape: torch.Size, n: int) -> int | None:
     """The batch dimension of a tensor, learned from its shape for the whole batch
     (``ref_shape``) and for one sample (``one_shape``); ``None`` when it has none (same
-    shape) or the shapes cannot be matched (data-dependent shapes)."""
+    shape), :data:`MISMATCH` when the shapes differ otherwise (a ``squeeze()`` that dropped
+    the batch dimension of one sample, a reshape with a hard-coded batch size)."""
     if len(ref_shape) != len(one_shape):
-        return None
+        return MISMATCH
     changed = [d for d, (r, o) in enumerate(zip(ref_shape, one_shape, strict=True)) if r != o]
     if not changed:
         return None
     if all(ref_shape[d] == n and one_shape[d] == 1 for d in changed):
         return changed[0]
-    return None
+    return MISMATCH

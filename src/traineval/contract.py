@@ -34,7 +34,7 @@ import torch.nn as nn
 from traineval import _pins
 from traineval._contract_runs import Call, Divergence, Namer, Probe, sensitivity, why_eval, why_training
 from traineval._contract_state import RngState, StateLedger
-from traineval._contract_tree import batch_size, difference, flatten, sample_dim, take
+from traineval._contract_tree import MISMATCH, batch_size, difference, flatten, sample_dim, take
 from traineval.diagnostics import Diagnostic, Severity, make
 from traineval.errors import TraineValTypeError, TraineValValueError, require_module
 from traineval.modes import ModeSnapshot
@@ -331,6 +331,11 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
                 if isinstance(a, torch.Tensor) and a.shape == b.shape and path not in batch_free:
                     batch_free.append(path)
                 continue
+            if d == MISMATCH:
+                if worst is None:
+                    worst = (path, f"sample {index} alone gives shape {tuple(a.shape)}, the batch {tuple(b.shape)}",
+                             math.inf)
+                continue
             out_dims.setdefault(path, d)
             delta = difference(a, b.narrow(d, index, 1), s.atol, s.rtol)
             if delta is not None and worst is None:
@@ -468,6 +473,12 @@ def _culprit(s: _Session, div: Divergence | None, what: str, coverage: dict[str,
         own = "in its own forward code"
     kind = type(module).__name__
     explained = _pins.pinned_flag(module) is True
+    if div.shapes is not None:
+        one, batch = div.shapes
+        what_shape = f"the input it passes to `{div.path}`" if div.key[2] == "in" else "its output"
+        return (path, kind, f"{what_shape} has shape {one} for one sample but {batch} for a batch of {s.n} "
+                "(a `squeeze()` that also drops a batch dimension of size 1, or a reshape with a hard-coded "
+                "batch size)", False)
     if path in coverage:
         return path, kind, f"it runs in training mode during eval: {coverage[path]}", explained
     if what == "batch":
