@@ -23,7 +23,7 @@ import traineval as te
 from traineval.diagnostics import Severity
 
 sys.path.insert(0, str(Path(__file__).parent))
-import zoo  # noqa: E402
+import zoo
 
 
 # ----------------------------------------------------------------------------- helpers
