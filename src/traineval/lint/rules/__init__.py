@@ -1,0 +1,62 @@
+"""The linter's rules, one file per family; the visitor calls the ``check_*`` dispatchers here.
+
+* :mod:`.mode_calls` — TE001 (``model.eval`` not called), TE006 (``.training`` assigned);
+* :mod:`.functional` — TE002 (functional dropout), TE003 (attention dropout);
+* :mod:`.structure` — TE004 (layer built in ``forward``), TE005 (modules in a plain list),
+  TE012 (``train()`` override), TE013 (home-made mode flag);
+* :mod:`.flow` — TE007–TE011 and TE081/TE082, which follow modes through functions and files.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+from traineval.lint.rules import functional, mode_calls, structure
+
+if TYPE_CHECKING:
+    from traineval.lint.ir import ClassInfo
+    from traineval.lint.visitor import FileVisitor
+
+LOCAL_CODES = ("TE001", "TE002", "TE003", "TE004", "TE005", "TE006", "TE012", "TE013")
+
+
+def prescan(v: FileVisitor, tree: ast.Module) -> None:
+    """Collect what rules need before the walk: functions passed to ``.apply(...)``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "apply":
+            for a in node.args:
+                if isinstance(a, ast.Name):
+                    v.applied.add(a.id)
+                elif isinstance(a, ast.Attribute):
+                    v.applied.add(a.attr)
+
+
+def check_expr(v: FileVisitor, node: ast.Expr) -> None:
+    """Rules on expression statements."""
+    mode_calls.check_te001(v, node)
+
+
+def check_assign(v: FileVisitor, node: ast.Assign | ast.AnnAssign | ast.AugAssign) -> None:
+    """Rules on assignments."""
+    mode_calls.check_te006(v, node)
+
+
+def check_call(v: FileVisitor, node: ast.Call) -> None:
+    """Rules on calls."""
+    functional.check_te002(v, node)
+    functional.check_te003(v, node)
+
+
+def check_function(v: FileVisitor, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+    """Rules on a whole function (called on entry)."""
+    structure.check_te004(v, node)
+
+
+def check_class(v: FileVisitor, node: ast.ClassDef, info: ClassInfo) -> None:
+    """Rules on a whole class (called on entry)."""
+    if not info.module_guess:
+        return
+    structure.check_te005(v, node)
+    structure.check_te012(v, node)
+    structure.check_te013(v, node)

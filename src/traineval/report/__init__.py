@@ -1,0 +1,75 @@
+"""Output of diagnostics for people and machines: text, JSON, SARIF 2.1.0, GitHub annotations.
+
+Generic over :class:`~traineval.diagnostics.Diagnostic`: a :class:`Finding` adds an
+optional file location (the linter's) to any diagnostic, so runtime findings (whose
+``where`` is a module path) print through the same functions.
+
+>>> from traineval.diagnostics import make
+>>> f = Finding(make("TE001", expr="model.eval", method="eval"), path="a.py", line=3, col=1)
+>>> render([f], "json").count('"TE001"')
+1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from traineval.diagnostics import Diagnostic, Severity
+
+FORMATS = ("text", "json", "sarif", "github")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A diagnostic with an optional location; ``line``/``col`` are 1-based (0: no location)."""
+
+    diagnostic: Diagnostic
+    path: str = ""
+    line: int = 0
+    col: int = 0
+    end_line: int = 0
+    end_col: int = 0
+    cell: int | None = None
+    fixable: bool = False
+
+    @property
+    def code(self) -> str:
+        """The diagnostic's code."""
+        return self.diagnostic.code
+
+    @property
+    def severity(self) -> Severity:
+        """The diagnostic's severity."""
+        return self.diagnostic.severity
+
+    @property
+    def location(self) -> str:
+        """``path:line:col`` (``path:cell 3:line:col`` in a notebook), or the diagnostic's ``where``."""
+        if not self.path:
+            return self.diagnostic.where or "<model>"
+        cell = f"cell {self.cell}:" if self.cell is not None else ""
+        return f"{self.path}:{cell}{self.line}:{self.col}" if self.line else self.path
+
+    def sort_key(self) -> tuple[str, int, int, int, str]:
+        """Order by file, then position, then code (deterministic output)."""
+        return (self.path, self.cell or 0, self.line, self.col, self.code)
+
+
+def render(findings: Sequence[Finding], fmt: str, *, color: bool = False, statistics: bool = False,
+           fixed: int = 0, files: int | None = None) -> str:
+    """The findings in format ``fmt`` (``text``, ``json``, ``sarif`` or ``github``)."""
+    from traineval.report import machine, text
+
+    if fmt == "text":
+        return text.render_text(findings, color=color, statistics=statistics, fixed=fixed, files=files)
+    if fmt == "json":
+        return machine.render_json(findings)
+    if fmt == "sarif":
+        return machine.render_sarif(findings)
+    if fmt == "github":
+        return machine.render_github(findings)
+    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+__all__ = ["FORMATS", "Finding", "render"]
