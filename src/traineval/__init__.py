@@ -9,6 +9,7 @@ from traineval.contract import ContractReport, StatGap, assert_eval_contract, ch
 from traineval.describe import ModeReport, ModuleMode, describe
 from traineval.diagnostics import Diagnostic, Rule, Severity
 from traineval.errors import TraineValError, TraineValWarning
+from traineval.guard import Guard, GuardError, GuardSummary, guard
 from traineval.modes import evaluating, inference, modes, set_modes, training
 from traineval.policies import MCPrediction, Policy, freeze_batchnorm, mc_dropout, predict_mc
 from traineval.sensitivity import (
@@ -23,6 +24,9 @@ __version__ = "0.1.0"
 __all__ = [
     "ContractReport",
     "Diagnostic",
+    "Guard",
+    "GuardError",
+    "GuardSummary",
     "LayerRecalibration",
     "MCPrediction",
     "ModeReport",
@@ -43,6 +47,7 @@ __all__ = [
     "describe",
     "evaluating",
     "freeze_batchnorm",
+    "guard",
     "inference",
     "is_allowed",
     "is_norm_with_running_stats",

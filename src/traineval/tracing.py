@@ -122,6 +122,9 @@ class FunctionalCall:
     detail: str
     caller: nn.Module | None
     stack: tuple[nn.Module, ...]
+    #: True when the call is active in either mode by construction: ``F.batch_norm`` without
+    #: running statistics, like ``nn.BatchNorm*(track_running_stats=False)`` (used by the guard).
+    mode_independent: bool = False
 
 
 def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str, default: Any) -> Any:
@@ -149,6 +152,10 @@ def _sdpa(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
 def _batch_norm(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
     train = _arg(args, kwargs, 5, "training", False)
     return "training=True (batch statistics)" if bool(train) else None
+
+
+def _no_running_stats(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    return _arg(args, kwargs, 1, "running_mean", None) is None and _arg(args, kwargs, 2, "running_var", None) is None
 
 
 def _rrelu(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
@@ -212,5 +219,6 @@ class FunctionalWatch(TorchFunctionMode):
                 except (TypeError, ValueError):
                     detail = None
                 if detail is not None:
-                    self.callback(FunctionalCall(spec[0], detail, caller, tuple(stack)))
+                    independent = func is F.batch_norm and _no_running_stats(args, kwargs)
+                    self.callback(FunctionalCall(spec[0], detail, caller, tuple(stack), independent))
         return func(*args, **kwargs)

@@ -1,0 +1,743 @@
+"""The runtime guard: ``te.guard`` catches mode bugs while a real training job runs.
+
+Static analysis cannot see a mode set by another package, a model loaded in eval mode or a
+framework that flips a submodule. The guard watches the running job instead and reports the
+``TE1xx`` family (``traineval rules``), each finding once per (code, module):
+
+========  ===================================  ================================================
+TE101     inference-in-training-mode           forward under ``no_grad`` with modules training
+TE102     training-step-in-eval-mode           ``optimizer.step()`` / backward while in eval
+TE103     functional-dropout-in-eval           ``F.dropout(x, 0.5)`` active in an eval module
+TE104     unregistered-mode-sensitive-module   Dropout built in ``forward``, BN in a plain list
+TE105     tiny-batchnorm-batch                 BatchNorm statistics over < 16 values
+TE106     eval-inside-training                 part of a training model in eval at a step
+========  ===================================  ================================================
+
+>>> import torch, torch.nn as nn, traineval as te
+>>> model = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Dropout(0.2))
+>>> with te.guard(model, on="log") as guard, torch.no_grad():
+...     _ = model(torch.randn(32, 8))            # validation that forgot model.eval()
+>>> [(d.code, d.where) for d in guard.diagnostics]
+[('TE101', '')]
+
+Nothing is stored on the model: the guard uses process-wide hooks dispatched by module
+identity, so ``copy.deepcopy``, ``state_dict`` and pickling see the model as it is, and
+outputs and gradients are bit-identical with and without the guard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import sys
+import threading
+import warnings
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from traineval import _guard_runtime, _guard_scan, _pins
+from traineval import tracing as _tracing
+from traineval.allow import is_allowed
+from traineval.catalog import get_rule
+from traineval.catalog.te1xx import FAMILIES, RULES
+from traineval.diagnostics import Diagnostic, make
+from traineval.errors import (
+    TraineValError,
+    TraineValTypeError,
+    TraineValValueError,
+    TraineValWarning,
+    describe_value,
+    require_module,
+)
+from traineval.sensitivity import classify
+
+__all__ = ["Guard", "GuardError", "GuardSummary", "guard"]
+
+OnFinding = Literal["warn", "raise", "log"] | Callable[[Diagnostic], object]
+logger = logging.getLogger("traineval.guard")
+
+_CODES = tuple(r.code for r in RULES)
+_STEP_CODES = frozenset({"TE102", "TE106"})
+_TRACE_CODES = frozenset(FAMILIES["tracing"])
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
+_SUGGEST = {
+    "F.scaled_dot_product_attention": "pass `dropout_p=self.p if self.training else 0.0`",
+    "F.multi_head_attention_forward": "pass `training=self.training`",
+    "F.batch_norm": "pass `training=self.training` (or use an `nn.BatchNorm*` submodule)",
+}
+
+
+class GuardError(TraineValError, RuntimeError):
+    """A guard finding raised with ``on="raise"``; the finding is in ``.diagnostic``.
+
+    >>> import traineval as te
+    >>> from traineval.diagnostics import make
+    >>> err = te.GuardError(make("TE105", "bn", module="bn", type="BatchNorm1d", count=2,
+    ...                          shape="(2, 8)", minimum=16, extra=""))
+    >>> err.diagnostic.code
+    'TE105'
+    """
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(_text(diagnostic))
+        self.diagnostic = diagnostic
+
+
+@dataclass(frozen=True)
+class GuardSummary:
+    """How often each code fired, per module path (``""`` is the guarded model itself).
+
+    >>> s = GuardSummary({"TE102": {"": 3}}, label="Net")
+    >>> s.total, str(s).splitlines()[1].split()
+    (3, ['TE102', 'training-step-in-eval-mode', 'Net', '3'])
+    """
+
+    counts: dict[str, dict[str, int]]
+    label: str = "model"
+    notices: tuple[str, ...] = field(default=())
+
+    @property
+    def total(self) -> int:
+        """Number of occurrences over every code and module."""
+        return sum(sum(per.values()) for per in self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``{"counts": {code: {where: n}}, "total": n, "notices": [...]}``."""
+        return {"counts": self.counts, "total": self.total, "notices": list(self.notices)}
+
+    def __str__(self) -> str:
+        if not self.counts:
+            lines = [f"te.guard({self.label}): no findings"]
+        else:
+            lines = [f"te.guard({self.label}): {self.total} occurrence(s)"]
+            for code in sorted(self.counts):
+                name = get_rule(code).name
+                for where, n in sorted(self.counts[code].items()):
+                    lines.append(f"  {code}  {name}  {where or self.label}  {n}")
+        return "\n".join(lines + [f"  note: {n}" for n in self.notices])
+
+
+class _ThreadState(threading.local):
+    depth = 0
+    stack: contextlib.ExitStack | None = None
+    watch: _tracing.FunctionalWatch | None = None
+    registered: frozenset[int] = frozenset()
+
+
+class Guard:
+    """A running guard over one model; create it with :func:`guard`.
+
+    Use it as a context manager, or keep the handle and call :meth:`remove`. Findings are
+    delivered as they happen (``on``) and kept in :attr:`diagnostics`; :meth:`summary`
+    counts every occurrence per code and module.
+
+    >>> import torch, torch.nn as nn, traineval as te
+    >>> model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    >>> g = te.guard(model, on="log")
+    >>> _ = model(torch.randn(2, 4))                 # 2 values per channel
+    >>> g.remove(); g.summary().counts
+    {'TE105': {'1': 1}}
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: Any = None,
+        *,
+        on: OnFinding = "warn",
+        rules: str | Iterable[str] | None = None,
+        allow: str | Iterable[str] = (),
+        once: bool = True,
+        min_batchnorm_values: int = 16,
+        tracing: Literal["auto", "always"] = "auto",
+        name: str | None = None,
+    ) -> None:
+        require_module(model)
+        self.model = _unwrap(model)
+        self.label = name if name is not None else type(self.model).__name__
+        if not isinstance(self.label, str):
+            raise TraineValTypeError(f"expected a str for name, got {describe_value(name)}")
+        self._on = _check_on(on)
+        enabled = _codes(rules, "rules", everything=rules is None)
+        self._allowed = frozenset(_codes(allow, "allow", everything=False))
+        self._rules = frozenset(enabled) - self._allowed
+        if not isinstance(once, bool):
+            raise TraineValTypeError(f"expected True or False for once, got {describe_value(once)}")
+        self.once = once
+        if isinstance(min_batchnorm_values, bool) or not isinstance(min_batchnorm_values, int):
+            raise TraineValTypeError(
+                f"expected an int for min_batchnorm_values, got {describe_value(min_batchnorm_values)}"
+            )
+        if min_batchnorm_values < 2:
+            raise TraineValValueError(
+                f"min_batchnorm_values must be at least 2 (BatchNorm needs 2 values per channel), "
+                f"got {min_batchnorm_values}"
+            )
+        self.min_batchnorm_values = min_batchnorm_values
+        if tracing not in ("auto", "always"):
+            raise TraineValValueError(f"tracing must be 'auto' or 'always', got {tracing!r}")
+        self._trace_always = tracing == "always"
+        self._trace = bool(self._rules & _TRACE_CODES)
+        self._optimizers = _check_optimizers(optimizer, self.model)
+
+        self._diagnostics: list[Diagnostic] = []
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._notices: list[str] = []
+        self._sens: dict[nn.Module, bool] = {}
+        self._names: dict[int, str] | None = None
+        self._bn_targets: list[nn.Module] = []
+        self._opt_owner: weakref.WeakKeyDictionary[Any, tuple[int, bool]] = weakref.WeakKeyDictionary()
+        self._opt_handles: list[Any] = []
+        self._armed: list[Any] = []
+        self._fired = False
+        self._step_seen = False
+        self._traced_once = False
+        self._compiled_seen = _is_compiled(model) or _is_compiled(self.model)
+        self._tls = _ThreadState()
+        self.active = False
+        self._install()
+
+    # ------------------------------------------------------------------ life cycle
+    def _install(self) -> None:
+        _guard_runtime.add_target(self.model, self._on_root)
+        try:
+            if self._rules & _STEP_CODES:
+                if self._optimizers:
+                    for opt in self._optimizers:
+                        self._opt_handles.append(opt.register_step_pre_hook(self._on_given_step))
+                else:
+                    _guard_runtime.add_step_handler(self._on_any_step)
+        except BaseException:
+            self._uninstall()
+            raise
+        self.active = True
+        if self._compiled_seen:
+            self._notice_compiled()
+
+    def _uninstall(self) -> None:
+        _guard_runtime.remove_target(self.model, self._on_root)
+        for bn in self._bn_targets:
+            _guard_runtime.remove_target(bn, self._on_bn)
+        self._bn_targets.clear()
+        _guard_runtime.remove_step_handler(self._on_any_step)
+        for handle in self._opt_handles:
+            handle.remove()
+        self._opt_handles.clear()
+        self._disarm()
+        self._close_trace()
+        self._sens.clear()
+        self._names = None
+
+    def remove(self) -> None:
+        """Remove every hook of this guard; the model is left exactly as it is. Idempotent.
+
+        >>> import torch.nn as nn, traineval as te
+        >>> g = te.guard(nn.Linear(2, 2)); g.remove(); g.active
+        False
+        """
+        if self._compiled_seen:
+            self._notice_compiled()
+        self._uninstall()
+        self.active = False
+
+    def __enter__(self) -> Guard:
+        if not self.active:
+            raise TraineValValueError("this guard was removed; create a new one with te.guard(model)")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "removed"
+        return f"<Guard {self.label} {state}: {len(self._diagnostics)} finding(s)>"
+
+    # ------------------------------------------------------------------ results
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        """The findings delivered so far, in order (each (code, module) once unless ``once=False``)."""
+        return list(self._diagnostics)
+
+    def summary(self) -> GuardSummary:
+        """Counts of every occurrence per code and module, repeats included.
+
+        >>> import torch.nn as nn, traineval as te
+        >>> with te.guard(nn.Linear(2, 2)) as g:
+        ...     pass
+        >>> print(g.summary())
+        te.guard(Linear): no findings
+        """
+        if self._compiled_seen:
+            self._notice_compiled()
+        counts: dict[str, dict[str, int]] = {}
+        for (code, where), n in sorted(self._counts.items()):
+            counts.setdefault(code, {})[where] = n
+        return GuardSummary(counts, self.label, tuple(self._notices))
+
+    # ------------------------------------------------------------------ reporting
+    def _wants(self, code: str) -> bool:
+        return code in self._rules and not is_allowed(code)
+
+    def _report(self, code: str, where: str, **values: Any) -> None:
+        key = (code, where)
+        self._counts[key] += 1
+        if self.once and self._counts[key] > 1:
+            return
+        diag = make(code, where, **values)
+        rank = _rank()
+        if rank is not None:
+            diag = dataclasses.replace(diag, message=f"{diag.message} [rank {rank}]", data={**diag.data, "rank": rank})
+        self._diagnostics.append(diag)
+        self._deliver(diag)
+
+    def _deliver(self, diag: Diagnostic) -> None:
+        on = self._on
+        if on == "warn":
+            warnings.warn(_text(diag), TraineValWarning, stacklevel=_user_stacklevel())
+        elif on == "raise":
+            raise GuardError(diag)
+        elif on == "log":
+            logger.log(logging.ERROR if diag.severity.rank == 2 else logging.WARNING, "%s", _text(diag))
+        else:
+            on(diag)  # type: ignore[operator]
+
+    def _notice_compiled(self) -> None:
+        if self._notices:
+            return
+        text = (
+            f"te.guard({self.label}): the model runs under torch.compile; forward-time rules "
+            "(TE101, TE103, TE104, TE105) are not checked inside compiled code, step-time rules "
+            "(TE102, TE106) still are. Guard an uncompiled run for full coverage."
+        )
+        self._notices.append(text)
+        if self._on == "log":
+            logger.warning("%s", text)
+        else:
+            warnings.warn(text, TraineValWarning, stacklevel=_user_stacklevel())
+
+    def _name(self, module: nn.Module) -> str | None:
+        names = self._names
+        if names is None or id(module) not in names:
+            names = self._names = {id(m): n for n, m in self.model.named_modules()}
+        return names.get(id(module))
+
+    def _display(self, name: str) -> str:
+        return name or self.label
+
+    def _sensitive(self, module: nn.Module) -> bool:
+        found = self._sens.get(module)
+        if found is None:
+            found = self._learn(module)
+        return found
+
+    def _learn(self, module: nn.Module) -> bool:
+        found = classify(module)
+        sensitive = found is not None and found.kind != "unknown"
+        self._sens[module] = sensitive
+        self._names = None
+        if isinstance(module, _BatchNorm) and "TE105" in self._rules and self.active:
+            _guard_runtime.add_target(module, self._on_bn)
+            self._bn_targets.append(module)
+        return sensitive
+
+    # ------------------------------------------------------------------ forward
+    def _on_root(self, root: nn.Module, args: tuple[Any, ...]) -> None:
+        if torch.compiler.is_compiling():
+            self._compiled_seen = True
+            return
+        if self._compiled_seen:
+            self._notice_compiled()
+        any_eval = any_train = False
+        sens = self._sens
+        for m in _guard_scan.flat(root):
+            if m.training:
+                any_train = True
+            else:
+                any_eval = True
+            if m not in sens:
+                self._learn(m)
+        if not torch.is_grad_enabled():
+            if any_train and self._wants("TE101"):
+                self._check_inference()
+        elif self._armed or (any_eval and not self._step_seen):
+            self._update_backward_fallback(any_eval)
+        if self._trace and (self._trace_always or any_eval or not self._traced_once):
+            self._enter_trace(root)
+        elif self._tls.depth:
+            self._close_trace()  # left open by a KeyboardInterrupt in an earlier forward
+
+    def _check_inference(self) -> None:
+        nodes = _guard_scan.walk(self.model)
+        members = [n for n in nodes if n.module.training and n.pin is not True and self._sensitive(n.module)]
+        if not members or _guard_scan.statistics_pass(members):
+            return
+        context = "torch.inference_mode()" if torch.is_inference_mode_enabled() else "torch.no_grad()"
+        for where, group in _guard_scan.group(nodes, members, True).items():
+            self._report(
+                "TE101", where, module=self._display(where), context=context, count=len(group),
+                examples=_guard_scan.examples(group),
+            )
+
+    def _on_bn(self, bn: nn.Module, args: tuple[Any, ...]) -> None:
+        if torch.compiler.is_compiling():
+            self._compiled_seen = True
+            return
+        if _guard_scan.uses_batch_statistics(bn) and self._wants("TE105"):
+            self._check_batch(bn, args, bn)
+
+    def _check_batch(self, bn: nn.Module, args: tuple[Any, ...], named: nn.Module) -> None:
+        x = args[0] if args else None
+        count = _guard_scan.batchnorm_values(bn, x)
+        if count is None or count >= self.min_batchnorm_values:
+            return
+        where = self._name(named)
+        if where is None:
+            return
+        extra = "; with 1 value PyTorch raises" if count == 1 else ""
+        self._report(
+            "TE105", where, module=self._display(where), type=type(bn).__name__, count=count,
+            shape=tuple(x.shape), minimum=self.min_batchnorm_values, extra=extra,  # type: ignore[union-attr]
+        )
+
+    # ------------------------------------------------------------------ tracing (TE103, TE104)
+    def _enter_trace(self, root: nn.Module) -> None:
+        state = self._tls
+        if state.depth:
+            # Still open: the previous forward of root was cut short by a KeyboardInterrupt
+            # (torch runs always_call hooks only for Exception), or root calls itself. Start over.
+            self._close_trace()
+        self._traced_once = True
+        # tracing's pre-hook runs for `root` only if it was installed before root's call began
+        tracked_already = bool(_tracing._installed)
+        stack = contextlib.ExitStack()
+        stack.enter_context(_tracing.track_modules(self._on_module_done))
+        if not tracked_already:
+            _tracing.module_stack().append(root)
+        state.registered = frozenset(map(id, _guard_scan.flat(root)))
+        state.stack = stack
+        state.depth = 1
+        if "TE103" in self._rules:
+            state.watch = _tracing.FunctionalWatch(self._on_functional).__enter__()
+
+    def _close_trace(self) -> None:
+        state = self._tls
+        stack, watch = state.stack, state.watch
+        state.stack, state.watch, state.depth = None, None, 0
+        try:
+            if watch is not None:
+                _leave_mode(watch)
+        finally:
+            if stack is not None:
+                stack.close()
+
+    def _on_module_done(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        state = self._tls
+        if not state.depth:
+            return
+        if module is self.model:
+            self._close_trace()
+            return
+        if id(module) in state.registered or module in _guard_runtime._targets:
+            return
+        stack = _tracing.module_stack()
+        caller = stack[-1] if stack else None
+        if caller is None or id(caller) not in state.registered:
+            return  # called by an unregistered module (e.g. a separate teacher model): its business
+        if self._wants("TE105") and _guard_scan.uses_batch_statistics(module):
+            self._check_batch(module, args, caller)
+        if not self._wants("TE104") or module.training == caller.training:
+            return
+        found = classify(module)
+        if found is None or found.kind == "unknown" or _pins.pinned_flag(module) is not None:
+            return
+        where = self._name(caller)
+        if where is None:
+            return
+        self._report(
+            "TE104", where, module=self._display(where), type=type(caller).__name__,
+            mode=_mode(caller.training), child=_short_repr(module), child_mode=_mode(module.training),
+        )
+
+    def _on_functional(self, call: _tracing.FunctionalCall) -> None:
+        state = self._tls
+        caller = call.caller
+        if not state.depth or caller is None or caller.training or call.mode_independent:
+            return
+        if id(caller) not in state.registered or not self._wants("TE103"):
+            return
+        where = self._name(caller)
+        if where is None:
+            return
+        suggestion = _SUGGEST.get(
+            call.what, f"pass `training=self.training` to {call.what}, or use an nn.Dropout submodule"
+        )
+        self._report(
+            "TE103", where, module=self._display(where), type=type(caller).__name__, call=call.what,
+            detail=call.detail, suggestion=suggestion,
+        )
+
+    # ------------------------------------------------------------------ steps (TE102, TE106)
+    def _on_given_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self._step(optimizer)
+
+    def _on_any_step(self, optimizer: Any) -> None:
+        groups = len(optimizer.param_groups)
+        known = self._opt_owner.get(optimizer)
+        if known is None or known[0] != groups:
+            params = {id(p) for p in self.model.parameters()}
+            owns = any(id(p) in params for g in optimizer.param_groups for p in g["params"])
+            known = self._opt_owner[optimizer] = (groups, owns)
+        if known[1]:
+            self._step(optimizer)
+
+    def _step(self, optimizer: Any) -> None:
+        if self._compiled_seen:
+            self._notice_compiled()
+        self._step_seen = True
+        self._disarm()
+        self._check_step(f"`{type(optimizer).__name__}.step()`")
+
+    def _update_backward_fallback(self, any_eval: bool) -> None:
+        if not (self._rules & _STEP_CODES) or not any_eval or self._step_seen or self._optimizers:
+            self._disarm()
+            return
+        self._fired = False
+        if not self._armed:
+            self._armed = [
+                p.register_post_accumulate_grad_hook(self._on_accumulate)
+                for p in self.model.parameters()
+                if p.requires_grad
+            ]
+
+    def _disarm(self) -> None:
+        handles, self._armed = self._armed, []
+        for handle in handles:
+            handle.remove()
+
+    def _on_accumulate(self, param: torch.Tensor) -> None:
+        if self._fired or self._step_seen:
+            return
+        self._fired = True
+        self._check_step("a backward pass")
+
+    def _check_step(self, trigger: str) -> None:
+        if not (self._wants("TE102") or self._wants("TE106")):
+            return
+        root = self.model
+        if all(m.training for m in _guard_scan.flat(root)):
+            return
+        nodes = _guard_scan.walk(root)
+        members = [
+            n
+            for n in nodes
+            if not n.module.training
+            and n.pin is not False
+            and self._sensitive(n.module)
+            and not _guard_scan.frozen(n)
+        ]
+        if not members:
+            return
+        if not root.training:
+            if self._wants("TE102"):
+                self._report(
+                    "TE102", "", trigger=trigger, module=self.label, count=len(members),
+                    examples=_guard_scan.examples(members),
+                )
+            return
+        if not self._wants("TE106"):
+            return
+        for where, group in _guard_scan.group(nodes, members, False).items():
+            top = next(n.module for n in nodes if n.name == where)
+            self._report(
+                "TE106", where, trigger=trigger, module=where, type=type(top).__name__, model=self.label,
+                count=len(group), examples=_guard_scan.examples(group),
+            )
+
+
+def guard(
+    model: nn.Module,
+    optimizer: Any = None,
+    *,
+    on: OnFinding = "warn",
+    rules: str | Iterable[str] | None = None,
+    allow: str | Iterable[str] = (),
+    once: bool = True,
+    min_batchnorm_values: int = 16,
+    tracing: Literal["auto", "always"] = "auto",
+    name: str | None = None,
+) -> Guard:
+    """Watch ``model`` while a job runs and report train/eval mode bugs (``TE1xx``) as they happen.
+
+    Returns a :class:`Guard`, active at once: use it as a context manager or call
+    ``.remove()``. Several models (student and teacher) can be guarded at the same time, each
+    with its own guard. The guard never changes the model, its modes or its outputs.
+
+    >>> import torch, torch.nn as nn, traineval as te
+    >>> model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> found = []
+    >>> with te.guard(model, opt, on=found.append):      # a callable receives each Diagnostic
+    ...     _ = model.eval()                              # validation ...
+    ...     loss = model(torch.randn(32, 8)).sum()        # ... and training never calls train()
+    ...     loss.backward(); opt.step()
+    >>> [(d.code, d.where) for d in found]
+    [('TE102', '')]
+
+    Parameters:
+        model: the model (a ``DistributedDataParallel``/``DataParallel`` wrapper or a
+            ``torch.compile`` result is unwrapped; module paths are relative to the inner model).
+        optimizer: an optimizer (or a list of them) that trains ``model``. Without one, any
+            ``torch.optim`` optimizer that holds the model's parameters triggers the step
+            checks, and a backward pass stands in until the first step is seen.
+        on: ``"warn"`` (a :class:`~traineval.TraineValWarning`), ``"raise"`` (:class:`GuardError`),
+            ``"log"`` (logger ``traineval.guard``) or a callable receiving the ``Diagnostic``.
+        rules: the codes (or families ``"modes"``, ``"batchnorm"``, ``"tracing"``) to check;
+            all ``TE1xx`` codes by default. Unchecked rules cost nothing.
+        allow: codes that are intended for this model and never reported (a per-model
+            ``te.allow``), e.g. ``allow=["TE101"]`` for an EMA teacher run under ``no_grad``.
+        once: report each (code, module) once (default); ``False`` reports every occurrence.
+            :meth:`Guard.summary` counts every occurrence either way.
+        min_batchnorm_values: TE105's threshold, values per channel (default 16).
+        tracing: ``"auto"`` (default) runs the module tracing and functional interception
+            behind TE103/TE104 only in forwards where some module is in eval mode (where those
+            bugs show) and in the first forward; ``"always"`` runs it in every forward.
+        name: a label for messages (default: the model's class name).
+
+    Raises:
+        TypeError / ValueError: for a non-module model, an unknown code, a bad ``on``, or an
+            optimizer that holds none of the model's parameters.
+    """
+    return Guard(
+        model, optimizer, on=on, rules=rules, allow=allow, once=once,
+        min_batchnorm_values=min_batchnorm_values, tracing=tracing, name=name,
+    )
+
+
+# ---------------------------------------------------------------------- helpers
+def _text(diag: Diagnostic) -> str:
+    return f"{diag.code} {diag.message} (fix: {diag.fix}; see docs/diagnostics/{diag.code}.md)"
+
+
+def _leave_mode(mode: object) -> None:
+    """Pop ``mode`` off the torch-function mode stack even if modes were left above it."""
+    from torch.overrides import _get_current_function_mode_stack, _pop_mode, _push_mode
+
+    if mode not in _get_current_function_mode_stack():
+        return
+    above = []
+    while (top := _pop_mode()) is not mode:
+        above.append(top)
+    for other in reversed(above):
+        _push_mode(other)
+
+
+def _mode(flag: bool) -> str:
+    return "training" if flag else "eval"
+
+
+def _short_repr(module: nn.Module) -> str:
+    extra = module.extra_repr()
+    text = f"{type(module).__name__}({extra})"
+    return text if len(text) <= 60 else type(module).__name__
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod  # torch.compile's OptimizedModule
+        else:
+            return model
+
+
+def _is_compiled(model: nn.Module) -> bool:
+    return isinstance(getattr(model, "_orig_mod", None), nn.Module) or (
+        getattr(model, "_compiled_call_impl", None) is not None
+    )
+
+
+def _check_on(on: Any) -> OnFinding:
+    if isinstance(on, str):
+        if on not in ("warn", "raise", "log"):
+            raise TraineValValueError(f"on must be 'warn', 'raise', 'log' or a callable, got {on!r}")
+        return on  # type: ignore[return-value]
+    if not callable(on):
+        raise TraineValTypeError(f"expected 'warn', 'raise', 'log' or a callable for on, got {describe_value(on)}")
+    return on
+
+
+def _codes(value: Any, what: str, *, everything: bool) -> set[str]:
+    if everything:
+        return {r.code for r in RULES if r.default_enabled}
+    items = [value] if isinstance(value, str) else value
+    expected = f"expected diagnostic codes such as 'TE101' for {what}, got"
+    try:
+        items = list(items)
+    except TypeError:
+        raise TraineValTypeError(f"{expected} {describe_value(value)}") from None
+    out: set[str] = set()
+    for item in items:
+        if not isinstance(item, str):
+            raise TraineValTypeError(f"{expected} {describe_value(item)}")
+        key = item.strip()
+        if key.lower() in FAMILIES:
+            out.update(FAMILIES[key.lower()])
+            continue
+        code = get_rule(key).code
+        if code not in _CODES:
+            raise TraineValValueError(
+                f"{code} is not a runtime code: te.guard checks {', '.join(_CODES)} "
+                f"(or the families {', '.join(FAMILIES)})"
+            )
+        out.add(code)
+    return out
+
+
+def _check_optimizers(optimizer: Any, model: nn.Module) -> list[torch.optim.Optimizer]:
+    if optimizer is None:
+        return []
+    opts = list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
+    for opt in opts:
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TraineValTypeError(
+                f"expected a torch.optim.Optimizer (or a list of them) for optimizer, got {describe_value(opt)}"
+            )
+    params = {id(p) for p in model.parameters()}
+    for opt in opts:
+        if not any(id(p) in params for g in opt.param_groups for p in g["params"]):
+            raise TraineValValueError(
+                f"the {type(opt).__name__} passed as optimizer holds none of the parameters of "
+                f"{type(model).__name__} — pass the optimizer that trains this model"
+            )
+    return opts
+
+
+def _rank() -> int | None:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_rank()
+    return None
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside torch and traineval."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not (filename.startswith((_PKG_DIR, _TORCH_DIR)) or filename.startswith("<")):
+            return level
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return 1
