@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("traineval._contract_cli", "check the eval contract of a model built by MODULE:FACTORY"),
     "describe": ("traineval.cli", "show the mode tree of a model built by MODULE:FACTORY"),
     "rules": ("traineval.cli", "list the diagnostic codes (the catalog)"),
+    "demo": ("traineval.demo.cli", "reproduce the article's claims on train/eval modes: measured, pictured, reported"),
 }
 
 

@@ -1,0 +1,100 @@
+"""``traineval demo``: the article's claims reproduced, measured and pictured (``configure_demo``/``run_demo``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EXIT_CLEAN, EXIT_FINDINGS = 0, 1
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2147483647], got {value}")
+    return value
+
+
+def configure_demo(parser: argparse.ArgumentParser) -> None:
+    """Add the demo's options to its subcommand parser."""
+    parser.description = (
+        "Reproduce the article's claims about model.train()/model.eval() (C1-C8) and two traps beyond it: "
+        "train a small CNN with BatchNorm and Dropout on generated images, measure each claim, draw figures "
+        "and write report.html and results.json. No network; about a minute on a laptop CPU (--quick: seconds)."
+    )
+    parser.add_argument("--out", metavar="DIR", default="traineval-demo",
+                        help="folder for report.html, results.json and the figures (default: ./traineval-demo)")
+    parser.add_argument("--quick", action="store_true", help="smaller data and shorter training (seconds)")
+    parser.add_argument("--seed", type=_seed, default=0, metavar="N",
+                        help="seed of the data, the training and every measurement (default: 0)")
+    parser.add_argument("--json", action="store_true",
+                        help="print results.json to stdout instead of the table (progress stays on stderr)")
+    parser.add_argument("--no-progress", action="store_true", help="do not show training progress on stderr")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run the demo; exit 0 when every measurement came out as expected, 1 when a claim ``fails``."""
+    from traineval.cli import UsageError
+    from traineval.demo._progress import Progress
+    from traineval.demo.experiments import FAILS
+    from traineval.demo.figures import INSTALL_HINT, require_matplotlib, write_figures
+    from traineval.demo.report import print_table, summary_line, write_html, write_json
+    from traineval.demo.runner import DemoConfig, run
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; pass a folder (it is created when missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the output folder {out}: {exc.strerror or exc}") from None
+
+    try:
+        require_matplotlib()
+        have_plots = True
+    except ImportError:
+        have_plots = False
+    config = DemoConfig.make(quick=args.quick, seed=args.seed)
+    show = not args.no_progress
+    err = sys.stderr
+    if show:
+        print(f"traineval demo: the article's claims on PyTorch's train/eval modes, measured "
+              f"({'quick run, ' if config.quick else ''}seed {config.seed}) → {out}/", file=err, flush=True)
+        if not have_plots:
+            print(f"  note: {INSTALL_HINT}; measuring without figures", file=err, flush=True)
+    started = time.perf_counter()
+    with Progress(enabled=show, stream=err) as progress:
+        results = run(config, progress)
+
+    write_json(results, out / "results.json")
+    figures: dict[str, Path] = {}
+    note = ""
+    if have_plots:
+        figures = {p.name: p for p in write_figures(results.claims, out)}
+    else:
+        note = f"Figures were skipped: {INSTALL_HINT}."
+    write_html(results, figures, out / "report.html", note=note)
+
+    if args.json:
+        print(json.dumps(results.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        print_table(results)
+        print(f"\n{summary_line(results)} — in {time.perf_counter() - started:.0f} s")
+        print(f"report:  {out / 'report.html'}")
+        print(f"numbers: {out / 'results.json'}")
+        if figures:
+            print(f"figures: {', '.join(sorted(figures))} in {out}/")
+        else:
+            print(f"figures: skipped — {INSTALL_HINT}")
+    failed = [c.id for c in results.claims if c.verdict == FAILS]
+    if failed:
+        print(f"traineval demo: the expected behaviour did not show for {', '.join(failed)} "
+              "(a PyTorch change? please report it)", file=err)
+        return EXIT_FINDINGS
+    return EXIT_CLEAN

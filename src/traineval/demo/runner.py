@@ -1,0 +1,135 @@
+"""Run the whole demo: data, training, every claim's experiment; returns the results (no files written)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+import traineval as te
+from traineval.demo import experiments as ex
+from traineval.demo._progress import Progress
+from traineval.demo.data import CLASS_NAMES, IMAGE_SIZE, blobs_dataset, shapes_dataset
+from traineval.demo.training import TrainingLog, train_autoencoder, train_classifier
+from traineval.errors import TraineValTypeError, TraineValValueError
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of the demo run. :meth:`default` fits in about a minute on 2 CPU cores, :meth:`quick` in seconds."""
+
+    seed: int = 0
+    quick: bool = False
+    train_images: int = 4096
+    test_images: int = 1024
+    epochs: int = 8
+    sweep_images: int = 512
+    ae_images: int = 2048
+    ae_epochs: int = 6
+    repeats: int = 20
+
+    @classmethod
+    def make(cls, *, quick: bool = False, seed: int = 0) -> DemoConfig:
+        """The default or the ``--quick`` configuration for ``seed``.
+
+        >>> DemoConfig.make(quick=True).epochs < DemoConfig.make().epochs
+        True
+        """
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TraineValTypeError(f"expected an int for seed, got {type(seed).__name__}")
+        if not 0 <= seed < 2**31:
+            raise TraineValValueError(f"seed must be in [0, 2**31), got {seed}")
+        if quick:
+            return cls(seed=seed, quick=True, train_images=1536, test_images=512, epochs=4, sweep_images=256,
+                       ae_images=768, ae_epochs=4, repeats=10)
+        return cls(seed=seed)
+
+
+@dataclass
+class DemoResults:
+    """Everything the demo measured: the claims, the training logs and the configuration."""
+
+    config: DemoConfig
+    claims: list[ex.Claim]
+    cnn_log: TrainingLog
+    ae_log: TrainingLog
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict, identical for identical runs (no timings, floats rounded to 6 significant digits)."""
+        return _rounded({
+            "traineval_version": te.__version__,
+            "torch_version": torch.__version__,
+            "config": asdict(self.config),
+            "data": {"classes": list(CLASS_NAMES), "image_size": [3, IMAGE_SIZE, IMAGE_SIZE]},
+            "training": {
+                "cnn": {"steps": self.cnn_log.steps, "final_loss": self.cnn_log.final_loss,
+                        "test_accuracy_per_epoch": list(self.cnn_log.per_epoch)},
+                "autoencoder": {"steps": self.ae_log.steps, "final_loss": self.ae_log.final_loss,
+                                "test_mse_per_epoch": list(self.ae_log.per_epoch)},
+            },
+            "claims": [c.to_json() for c in self.claims],
+        })
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {str(k): _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def run(config: DemoConfig, progress: Progress | None = None) -> DemoResults:
+    """Generate the data, train both models and run every experiment; the global RNG state is restored.
+
+    >>> from traineval.demo.runner import DemoConfig, run
+    >>> results = run(DemoConfig(train_images=64, test_images=64, epochs=1, sweep_images=8,
+    ...                          ae_images=32, ae_epochs=1, repeats=2))   # a tiny run: the claims, not the accuracy
+    >>> [c.id for c in results.claims]
+    ['C1', 'C2', 'C3', 'C4', 'C5', 'C6', 'C7', 'C8', 'T1', 'T2']
+    """
+    progress = progress or Progress(enabled=False)
+    cfg = config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        progress.note(f"generating {cfg.train_images + cfg.test_images} shape images and "
+                      f"{cfg.ae_images + 64} colour images (seed {cfg.seed})")
+        x_train, y_train = shapes_dataset(cfg.train_images, seed=cfg.seed * 10 + 1)
+        x_test, y_test = shapes_dataset(cfg.test_images, seed=cfg.seed * 10 + 2)
+        ae_train = blobs_dataset(cfg.ae_images, seed=cfg.seed * 10 + 3)
+        ae_test = blobs_dataset(64, seed=cfg.seed * 10 + 4)
+        cnn, cnn_log = train_classifier(x_train, y_train, x_test, y_test, epochs=cfg.epochs, seed=cfg.seed,
+                                        progress=progress)
+        ae, ae_log = train_autoencoder(ae_train, ae_test, epochs=cfg.ae_epochs, seed=cfg.seed, progress=progress)
+        ctx = ex.Context(cnn=cnn, autoencoder=ae, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                         ae_test=ae_test, seed=cfg.seed, sweep_images=min(cfg.sweep_images, cfg.test_images),
+                         repeats=cfg.repeats)
+        steps: list[tuple[str, Any]] = [
+            ("C1", lambda: ex.c1_two_modes(ctx)),
+            ("C2", lambda: ex.c2_training_mode(ctx, norm, drop)),
+            ("C3", lambda: ex.c3_eval_mode(ctx, norm)),
+            ("C4", lambda: ex.c4_state_change(ctx)),
+            ("C5", lambda: ex.c5_output_spread(ctx)),
+            ("C6", lambda: ex.c6_small_batches(ctx)),
+            ("C7", lambda: ex.c7_dropout(ctx, drop)),
+            ("C8", lambda: ex.c8_rule_of_thumb(ctx)),
+            ("T1", lambda: ex.t1_functional_dropout(ctx)),
+            ("T2", lambda: ex.t2_no_grad(ctx)),
+        ]
+        progress.start("measuring the claims", len(steps))
+        norm = ex._normalisation_errors(ctx)
+        drop = ex._dropout_in_model(ctx)
+        claims = []
+        for cid, step in steps:
+            torch.manual_seed(cfg.seed)
+            claim = step()
+            claims.append(claim)
+            progress.advance(detail=cid)
+            progress.note(f"{cid} {claim.verdict}: {claim.title}")
+    return DemoResults(cfg, claims, cnn_log, ae_log)

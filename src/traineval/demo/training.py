@@ -1,0 +1,107 @@
+"""Training the demo's models on the embedded data, deterministically for a seed (private to the demo)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+import traineval as te
+from traineval.demo._progress import Progress
+from traineval.demo.models import ColourAutoencoder, DemoCNN
+
+
+@dataclass(frozen=True)
+class TrainingLog:
+    """What a training run did: steps, the last epoch's mean loss, the test metric per epoch."""
+
+    steps: int
+    final_loss: float
+    per_epoch: tuple[float, ...]
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    perm = torch.randperm(n, generator=gen)
+    return [perm[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]  # drop the last partial
+
+
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+    """Eval-mode accuracy of ``model`` on ``(x, y)``; the model's modes are restored afterwards."""
+    correct = 0
+    with te.inference(model):
+        for i in range(0, len(x), batch_size):
+            correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+    return correct / len(x)
+
+
+def train_classifier(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    *,
+    epochs: int,
+    seed: int,
+    progress: Progress,
+    batch_size: int = 64,
+) -> tuple[DemoCNN, TrainingLog]:
+    """Train :class:`DemoCNN` with AdamW and a one-cycle schedule; the test accuracy is logged per epoch."""
+    torch.manual_seed(seed)
+    model = DemoCNN()
+    gen = torch.Generator().manual_seed(seed + 1)
+    steps_per_epoch = len(x) // batch_size
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=6e-3, total_steps=epochs * steps_per_epoch)
+    progress.start("training the CNN (BatchNorm + Dropout) on coloured shapes", epochs * steps_per_epoch)
+    per_epoch: list[float] = []
+    loss_sum = 0.0
+    model.train()
+    for epoch in range(epochs):
+        loss_sum = 0.0
+        for idx in _batches(len(x), batch_size, gen):
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += float(loss.detach())
+            progress.advance(detail=f"loss {float(loss.detach()):.3f}")
+        acc = accuracy(model, x_test, y_test)
+        per_epoch.append(acc)
+        mean_loss = loss_sum / steps_per_epoch
+        progress.note(f"epoch {epoch + 1}/{epochs}: mean loss {mean_loss:.3f}, test accuracy {acc:.1%}")
+    model.eval()
+    return model, TrainingLog(epochs * steps_per_epoch, loss_sum / steps_per_epoch, tuple(per_epoch))
+
+
+def train_autoencoder(
+    x: torch.Tensor, x_test: torch.Tensor, *, epochs: int, seed: int, progress: Progress, batch_size: int = 32
+) -> tuple[ColourAutoencoder, TrainingLog]:
+    """Train :class:`ColourAutoencoder` to reconstruct colourful images (MSE, Adam); test MSE logged per epoch."""
+    torch.manual_seed(seed)
+    model = ColourAutoencoder()
+    gen = torch.Generator().manual_seed(seed + 1)
+    steps_per_epoch = len(x) // batch_size
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-3, total_steps=epochs * steps_per_epoch)
+    progress.start("training the autoencoder (BatchNorm) on colourful images", epochs * steps_per_epoch)
+    per_epoch: list[float] = []
+    loss_sum = 0.0
+    model.train()
+    for epoch in range(epochs):
+        loss_sum = 0.0
+        for idx in _batches(len(x), batch_size, gen):
+            loss = F.mse_loss(model(x[idx]), x[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += float(loss.detach())
+            progress.advance(detail=f"mse {float(loss.detach()):.4f}")
+        with te.inference(model):
+            mse = float(F.mse_loss(model(x_test), x_test))
+        per_epoch.append(mse)
+        progress.note(f"epoch {epoch + 1}/{epochs}: mean loss {loss_sum / steps_per_epoch:.4f}, test MSE {mse:.4f}")
+    model.eval()
+    return model, TrainingLog(epochs * steps_per_epoch, loss_sum / steps_per_epoch, tuple(per_epoch))
