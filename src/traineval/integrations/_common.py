@@ -1,0 +1,343 @@
+"""What the Lightning and Hugging Face callbacks share (private, framework-free).
+
+Feeding a framework's batch to the model, iterating a training loader a second time without
+disturbing the one the framework is iterating, keeping the random streams of the job as they
+were, the eval-contract failure, and :class:`GuardScope` — one "forward" of a guarded model
+for frameworks whose step methods call submodules directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+import traineval as te
+from traineval import _pins
+from traineval import tracing as _tracing
+from traineval.errors import TraineValError, TraineValTypeError, TraineValValueError, TraineValWarning, describe_value
+from traineval.sensitivity import is_norm_with_running_stats
+
+logger = logging.getLogger("traineval.integrations")
+
+ORDERS = ("single-pass", "layerwise")
+DROPOUT = ("off", "on")
+
+
+# ------------------------------------------------------------------------------- arguments
+def positive_int(value: Any, name: str, *, allow_none: bool = False) -> int | None:
+    """``value`` if it is a positive int (or ``None`` when allowed); a clear error otherwise."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TraineValTypeError(f"expected a positive int for {name}, got {describe_value(value)}")
+    if value < 1:
+        raise TraineValValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``options``; a clear error otherwise."""
+    if value not in options:
+        raise TraineValValueError(
+            f"{name} must be one of {', '.join(repr(o) for o in options)}, got {describe_value(value)}"
+        )
+    return value
+
+
+def optional_callable(value: Any, name: str, signature: str) -> Any:
+    """``value`` if it is ``None`` or callable; a clear error otherwise."""
+    if value is not None and not callable(value):
+        raise TraineValTypeError(f"expected a callable {signature} for {name}, got {describe_value(value)}")
+    return value
+
+
+def check_guard_options(**options: Any) -> None:
+    """Validate ``te.guard`` options now, with te.guard's own messages (a throwaway guard)."""
+    te.guard(nn.Identity(), **options).remove()
+
+
+# ------------------------------------------------------------------------------- batches
+def feed(model: nn.Module, batch: Any) -> Any:
+    """Run ``model`` on one training batch: a tensor as is, the first element of a tuple/list
+    (``(inputs, labels)``), a mapping as keyword arguments (Hugging Face batches)."""
+    if isinstance(batch, torch.Tensor):
+        return model(batch)
+    if isinstance(batch, (tuple, list)) and not hasattr(batch, "_fields"):
+        if not batch:
+            raise TraineValValueError("a batch is an empty tuple/list; nothing to feed the model")
+        return model(batch[0])
+    if isinstance(batch, Mapping):
+        return model(**batch)
+    raise TraineValTypeError(
+        f"cannot feed a batch of type {type(batch).__name__} to the model; pass "
+        "forward=lambda model, batch: model(...) to the callback"
+    )
+
+
+def to_device(value: Any, device: torch.device | None) -> Any:
+    """``value`` with every tensor in it (tuples, lists, dicts) moved to ``device``."""
+    if device is None:
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.to(device) if value.device != device else value
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(to_device(v, device) for v in value))
+    if isinstance(value, (tuple, list)):
+        return type(value)(to_device(v, device) for v in value)
+    if isinstance(value, Mapping):
+        try:
+            return type(value)({k: to_device(v, device) for k, v in value.items()})  # type: ignore[call-arg]
+        except TypeError:
+            return {k: to_device(v, device) for k, v in value.items()}
+    return value
+
+
+def model_device(model: nn.Module) -> torch.device | None:
+    """The device of the model's first parameter or buffer (``None`` for an empty model)."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return None
+
+
+def fresh_loader(data: Any) -> Any:
+    """An iterable over the same batches as ``data`` whose iteration leaves ``data``'s own alone.
+
+    A ``DataLoader`` with persistent workers hands out *the same* iterator on every
+    ``iter()`` (resetting it), and accelerate's ``DataLoaderShard`` keeps the job's
+    gradient-accumulation state: iterating either in the middle of an epoch would disturb the
+    epoch. Such loaders are re-created as a plain ``DataLoader`` over the same dataset and
+    batch sampler (so a ``DistributedSampler`` keeps each rank's shard). Anything else is
+    returned as it is.
+    """
+    from torch.utils.data import DataLoader, IterableDataset
+
+    if not isinstance(data, DataLoader):
+        return data
+    plain = type(data) is DataLoader
+    persistent = bool(getattr(data, "persistent_workers", False)) and data.num_workers > 0
+    if plain and not persistent:
+        return data
+    if isinstance(data.dataset, IterableDataset) or data.batch_sampler is None:
+        return data  # nothing to rebuild it from; iterate it as it is
+    return DataLoader(
+        data.dataset,
+        batch_sampler=data.batch_sampler,
+        num_workers=data.num_workers,
+        collate_fn=data.collate_fn,
+        pin_memory=data.pin_memory,
+        timeout=data.timeout,
+        worker_init_fn=data.worker_init_fn,
+        multiprocessing_context=data.multiprocessing_context,
+        generator=data.generator,
+        prefetch_factor=data.prefetch_factor if data.num_workers > 0 else None,
+        persistent_workers=False,
+    )
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Leave the random streams (torch CPU and CUDA, ``random``, NumPy) as they were, so that
+    a recalibration pass (a shuffling sampler, dropout) does not change the job's randomness."""
+    py_state = random.getstate()
+    np_mod = sys.modules.get("numpy")
+    np_state = np_mod.random.get_state() if np_mod is not None else None
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    devices = list(range(torch.cuda.device_count())) if cuda else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        random.setstate(py_state)
+        if np_state is not None:
+            np_mod.random.set_state(np_state)  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------ recalibration
+def norm_layers(model: nn.Module) -> list[nn.Module]:
+    """The normalisation layers with running statistics in ``model`` (each once)."""
+    return [m for m in model.modules() if is_norm_with_running_stats(m)]
+
+
+def recalibrate(
+    model: nn.Module,
+    data: Iterable[Any],
+    *,
+    num_batches: int | None,
+    forward: Callable[[nn.Module, Any], Any] | None,
+    dropout: str,
+    order: str,
+    kept_in_eval: list[nn.Module],
+) -> te.RecalibrationReport:
+    """``te.recalibrate_batchnorm`` as a training job needs it.
+
+    ``kept_in_eval`` are the normalisation layers the job itself kept in eval mode while
+    training (a user's ``bn.eval()`` in a hook, which ``model.train()`` would not reproduce):
+    they are pinned for the duration of the call so that they count as frozen and keep their
+    statistics. The random streams are preserved, and the pass runs outside
+    ``torch.inference_mode`` (which a framework's evaluation loop may have entered) so that
+    the statistics written are ordinary tensors.
+    """
+    free = [m for m in kept_in_eval if _pins.pinned_flag(m) is None]
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.inference_mode(False))
+        stack.enter_context(preserved_rng())
+        if free:
+            stack.enter_context(te.freeze_batchnorm(model, free))
+        return te.recalibrate_batchnorm(
+            model, data, num_batches=num_batches, forward=forward, dropout=dropout, order=order, progress=False
+        )
+
+
+def log_report(report: te.RecalibrationReport, when: str) -> None:
+    """Log a recalibration report at INFO on logger ``traineval.integrations``."""
+    logger.info("PreciseBatchNorm (%s): %s", when, report)
+
+
+# ------------------------------------------------------------------------ eval contract
+class EvalContractError(TraineValError, AssertionError):
+    """The eval contract failed at the start of training; ``.report`` holds the full report.
+
+    >>> from traineval.integrations._common import EvalContractError
+    >>> issubclass(EvalContractError, AssertionError)
+    True
+    """
+
+    def __init__(self, message: str, report: te.ContractReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def contract_options(fail_on: Any, check_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Validate the options of an ``EvalContract`` callback; return ``te.check``'s kwargs."""
+    choice(fail_on, "fail_on", ("error", "warning"))
+    allowed = {"batch_dim", "samples", "atol", "rtol", "gap_threshold", "train_checks"}
+    unknown = sorted(set(check_kwargs) - allowed)
+    if unknown:
+        raise TraineValTypeError(
+            f"unexpected keyword argument(s) {', '.join(unknown)}; EvalContract passes on "
+            f"{', '.join(sorted(allowed))} to te.check"
+        )
+    # At the start of training BatchNorm statistics are usually the initial ones: the
+    # statistics-gap warning (TE215) would always fire. Measure it only when asked.
+    return {"gap_threshold": None, **check_kwargs}
+
+
+def run_contract(
+    model: nn.Module,
+    example: Any,
+    *,
+    forward: Callable[[nn.Module, Any], Any] | None,
+    fail_on: str,
+    check_kwargs: dict[str, Any],
+    any_rank: Callable[[bool], bool] | None = None,
+    announce: bool = True,
+) -> te.ContractReport:
+    """``te.check`` the model; raise :class:`EvalContractError` with the report when it fails.
+
+    ``any_rank(failed)`` combines the verdicts of every process of a distributed job, so that
+    all of them stop together. Warnings below ``fail_on`` are issued as one
+    :class:`~traineval.TraineValWarning` (when ``announce``).
+    """
+    with te.allow():  # the probe forwards are intended: a running te.guard must not report them
+        report = te.check(model, to_device(example, model_device(model)), forward=forward, **check_kwargs)
+    bad = report.errors if fail_on == "error" else report.errors + report.warnings
+    failed = bool(bad)
+    if any_rank is not None and any_rank(failed) and not failed:
+        raise EvalContractError(
+            "the eval contract failed on another process of this job (this process's report follows)\n"
+            + str(report),
+            report,
+        )
+    if failed:
+        raise EvalContractError(str(report) + "\nfix the findings above, or see docs/diagnostics/<code>.md", report)
+    if report.warnings and announce:
+        warnings.warn(str(report), TraineValWarning, stacklevel=3)
+    logger.info("EvalContract: %s", str(report).splitlines()[0])
+    return report
+
+
+# ------------------------------------------------------------------------------- guard
+class GuardScope:
+    """Present a block of framework code as one forward of the guarded model.
+
+    ``te.guard`` runs its forward-time checks (TE101, TE103, TE104, TE105) when the guarded
+    model's ``forward`` is called. Lightning calls ``training_step``/``validation_step``
+    instead, and those often call submodules (``self.net(x)``) without ever calling the
+    LightningModule itself. The callback therefore opens a scope at each batch start and
+    closes it at the batch end. If a stage's step does call the model (``self(x)``), the
+    guard sees that forward itself and the scope stands down for that stage after its first
+    batch, so nothing is counted twice.
+
+    Uses the guard's entry point (``Guard._on_root``) and trace (``Guard._close_trace``,
+    ``Guard._tls``); when a guard lacks them the scope does nothing.
+    """
+
+    def __init__(self, guard: te.Guard) -> None:
+        self.guard = guard
+        self.native: dict[str, bool] = {}
+        self._open = False
+        self._pushed = False
+        self._probe: Any = None
+        self._called = False
+        self._stage = ""
+
+    @property
+    def supported(self) -> bool:
+        g = self.guard
+        return all(hasattr(g, name) for name in ("_on_root", "_close_trace", "_tls", "model"))
+
+    def open(self, stage: str, args: tuple[Any, ...]) -> None:
+        """Start the scope of one batch of ``stage`` (``args``: the batch, for the checks)."""
+        self.close()
+        g = self.guard
+        if not g.active or not self.supported or self.native.get(stage):
+            return
+        self._stage = stage
+        if stage not in self.native:  # first batch of the stage: does its step call the model?
+            self._called = False
+            self._probe = g.model.register_forward_pre_hook(self._seen)
+        g._on_root(g.model, args)  # type: ignore[attr-defined]
+        self._open = True
+        if g._tls.depth:  # type: ignore[attr-defined]
+            stack = _tracing.module_stack()
+            if g.model not in stack:
+                stack.append(g.model)
+                self._pushed = True
+
+    def _seen(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        self._called = True
+
+    def close(self) -> None:
+        """End the current scope (idempotent)."""
+        if self._probe is not None:
+            self._probe.remove()
+            self._probe = None
+            self.native[self._stage] = self._called
+        if not self._open:
+            return
+        self._open = False
+        g = self.guard
+        try:
+            if g._tls.depth:  # type: ignore[attr-defined]
+                stack = _tracing.module_stack()
+                if g.model in stack:  # what the post-hook of a real forward does
+                    while stack and stack.pop() is not g.model:
+                        pass
+                g._close_trace()  # type: ignore[attr-defined]
+        finally:
+            self._pushed = False
+
+
+def plural(n: int, word: str) -> str:
+    """``1 layer`` / ``2 layers``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
