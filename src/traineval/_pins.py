@@ -71,7 +71,7 @@ def check_pin(module: nn.Module, flag: bool, policy_name: str, module_name: str)
     if current is not None and current != flag:
         owners = ", ".join(pin_owners(module))
         raise TraineValValueError(
-            f"cannot apply {policy_name}: `{module_name or '<root>'}` "
+            f"cannot apply {policy_name}: `{module_name or '<model>'}` "
             f"({type(module).__name__}) is already pinned to "
             f"{'training' if current else 'eval'} mode by {owners}; undo that policy first"
         )

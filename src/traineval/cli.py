@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("traineval._contract_cli", "check the eval contract of a model built by MODULE:FACTORY"),
     "describe": ("traineval.cli", "show the mode tree of a model built by MODULE:FACTORY"),
     "rules": ("traineval.cli", "list the diagnostic codes (the catalog)"),
+    "lint": ("traineval.lint.cli", "find mode bugs in source files and notebooks (static, never runs them)"),
     "demo": ("traineval.demo.cli", "reproduce the article's claims on train/eval modes: measured, pictured, reported"),
 }
 
@@ -102,7 +103,7 @@ def run_describe(args: argparse.Namespace) -> int:
         _print_rich_or_plain(report, report.render(sensitive_only=args.sensitive_only),
                              use_rich=not args.sensitive_only)
         for d in report.findings:
-            print(f"{d.where or '<root>'}: {d.code} [{d.severity.value}] {d.message}\n    fix: {d.fix}")
+            print(f"{d.where or '<model>'}: {d.code} [{d.severity.value}] {d.message}\n    fix: {d.fix}")
     return EXIT_CLEAN if report.ok else EXIT_FINDINGS
 
 

@@ -262,11 +262,11 @@ def _findings(entries: list[ModuleMode], root_flag: bool) -> list[Diagnostic]:
     for e in entries:
         if e.pinned is not None and e.pinned != e.training:
             findings.append(
-                make("TE203", where=e.name, module=e.name or "<root>", type=e.type,
+                make("TE203", where=e.name, module=e.name or "<model>", type=e.type,
                      pinned="training" if e.pinned else "eval", actual="training" if e.training else "eval")
             )
         if e.kind == "unknown":
-            findings.append(make("TE204", where=e.name, module=e.name or "<root>", type=e.type, reason=e.reason))
+            findings.append(make("TE204", where=e.name, module=e.name or "<model>", type=e.type, reason=e.reason))
     # sensitive modules whose mode differs from the root's, not explained by a policy
     odd = [e for e in entries if e.sensitive and e.training != root_flag and e.pinned is None]
     if not odd:
