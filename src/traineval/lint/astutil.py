@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
+_FLAGLIKE = re.compile(r"^_*(is_|in_)?train(ing)?(_?mode|_?phase|_?flag)?$")
 _CAP = re.compile(r"^_*[A-Z][A-Za-z0-9_]*$")
 
 # torch.nn classes whose behaviour depends on the mode (see traineval.sensitivity for the live table)
@@ -82,7 +83,7 @@ def has_star(call: ast.Call) -> bool:
 def mentions_training(node: ast.AST) -> bool:
     """Whether an expression reads a ``.training`` flag or a variable named like one."""
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Attribute) and sub.attr == "training":
+        if isinstance(sub, ast.Attribute) and (sub.attr == "training" or _FLAGLIKE.match(sub.attr)):
             return True
         if isinstance(sub, ast.Name) and ("training" in sub.id.lower() or sub.id.lower() in {"train", "is_train"}):
             return True

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from traineval.lint import ir
+from traineval.lint.visitor import FACTORIES
 
 TRAIN_STATE, EVAL_STATE, UNKNOWN = "train", "eval", "unknown"
 _CNN_FACTORY = re.compile(r"resnet|resnext|densenet|vgg\d+_bn|mobilenet|efficientnet|regnet|inception|googlenet|"
@@ -130,7 +131,7 @@ class ProjectIndex:
     # ------------------------------------------------------------------ classes
     def is_module_class(self, ref: str, depth: int = 0) -> bool:
         """Whether a class reference names an nn.Module (a torch.nn class, or a project subclass)."""
-        if ref.startswith("torch.nn.") or ref == "<factory>":
+        if ref.startswith("torch.nn.") or FACTORIES.match(ref):
             return True
         q = self.lookup(ref)
         if q is None or q not in self.classes or depth > 8:
@@ -155,25 +156,31 @@ class ProjectIndex:
         self._framework[cls] = result
         return result
 
-    def holds_bn(self, ref: str, attrs: list[str], depth: int = 0) -> bool:
-        """Whether ``ref`` (a class or factory) followed by ``attrs`` (``backbone``, ...) builds a BatchNorm."""
+    def holds_bn(self, ref: str, attrs: list[str], depth: int = 0) -> bool | None:
+        """Whether ``ref`` (a class or factory) followed by ``attrs`` (``backbone``, ...) builds a BatchNorm.
+
+        ``None`` when the linter cannot see inside (a class from outside the project).
+        """
         if depth > 8:
-            return False
+            return None
         if ref.startswith("torch.nn."):
-            return not attrs and "BatchNorm" in ref
+            return False if attrs else "BatchNorm" in ref
         if ref.startswith(("torchvision.models.", "timm.")):
-            return not attrs and bool(_CNN_FACTORY.search(ref.lower()))
+            return None if attrs else (True if _CNN_FACTORY.search(ref.lower()) else None)
         q = self.lookup(ref)
         info = self.classes.get(q or "")
         if info is None:
-            return False
+            return None
         if attrs:
             sub = info.attr_ctors.get(attrs[0])
-            return bool(sub) and self.holds_bn(sub, attrs[1:], depth + 1)
+            return self.holds_bn(sub, attrs[1:], depth + 1) if sub else None
         if info.holds_bn:
             return True
-        return any(self.holds_bn(c, [], depth + 1) for c in info.attr_ctors.values()) or any(
-            self.holds_bn(b, [], depth + 1) for b in info.bases)
+        verdicts = [self.holds_bn(c, [], depth + 1) for c in info.attr_ctors.values()]
+        verdicts += [self.holds_bn(b, [], depth + 1) for b in info.bases if not b.startswith("torch.nn.")]
+        if any(verdicts):
+            return True
+        return None if None in verdicts else False
 
     # ------------------------------------------------------------------ argument mapping
     def arg_map(self, call: ir.Event, callee: ir.FuncIR) -> dict[str, str]:

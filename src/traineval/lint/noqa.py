@@ -64,6 +64,8 @@ def parse_suppressions(text: str) -> Suppressions:
     (True, False)
     """
     out = Suppressions()
+    if "noqa" not in text and "NOQA" not in text.upper():
+        return out
     comments: list[tuple[int, int, str]] = []
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):

@@ -86,6 +86,15 @@ class FuncCtx:
 
 
 @dataclass
+class ClassScan:
+    """The nodes of one walk over a class, shared by the class-level rules."""
+
+    calls: list[ast.Call] = field(default_factory=list)
+    assigns: list[ast.Assign] = field(default_factory=list)
+    self_attrs: set[str] = field(default_factory=set)
+
+
+@dataclass
 class ClassCtx:
     """The class being walked."""
 
@@ -171,26 +180,34 @@ class FileVisitor(ast.NodeVisitor):
         return normalize(name)
 
     def _collect_imports(self, tree: ast.Module) -> None:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for a in node.names:
-                    if a.asname:
-                        self.aliases[a.asname] = a.name
-                    else:
-                        self.aliases[a.name.split(".")[0]] = a.name.split(".")[0]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    parts = self.package.split(".") if self.package else []
-                    parts = parts[: len(parts) - node.level + 1] if node.level > 1 else parts
-                    base = ".".join([*parts, base] if base else parts)
-                for a in node.names:
-                    if a.name != "*":
-                        self.aliases[a.asname or a.name] = f"{base}.{a.name}" if base else a.name
         for stmt in tree.body:
-            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                self._import(stmt)
+            elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 self.module_defs.add(stmt.name)
                 self.facts.defs[stmt.name] = f"{self.module}.{stmt.name}"
+
+    def _import(self, node: ast.Import | ast.ImportFrom) -> None:
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    self.aliases[a.asname] = a.name
+                else:
+                    self.aliases[a.name.split(".")[0]] = a.name.split(".")[0]
+            return
+        base = node.module or ""
+        if node.level:
+            parts = self.package.split(".") if self.package else []
+            parts = parts[: len(parts) - node.level + 1] if node.level > 1 else parts
+            base = ".".join([*parts, base] if base else parts)
+        for a in node.names:
+            if a.name != "*":
+                self.aliases[a.asname or a.name] = f"{base}.{a.name}" if base else a.name
+
+    def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
+        self._import(node)
+
+    visit_ImportFrom = visit_Import
 
     # ------------------------------------------------------------------ keys and events
     def key(self, node: ast.AST) -> str | None:
@@ -259,27 +276,34 @@ class FileVisitor(ast.NodeVisitor):
         info = ir.ClassInfo(qualname=f"{outer}.{node.name}", bases=bases, module_guess=guess, methods=methods,
                             framework=framework)
         self.local_classes[node.name] = info
-        self._scan_class(node, info)
+        scan = self._scan_class(node, info)
         self.facts.classes.append(info)
         self.classes.append(ClassCtx(info, node))
         try:
-            check_class(self, node, info)
+            check_class(self, node, info, scan)
             self._body(node.body)
         finally:
             self.classes.pop()
 
-    def _scan_class(self, node: ast.ClassDef, info: ir.ClassInfo) -> None:
+    def _scan_class(self, node: ast.ClassDef, info: ir.ClassInfo) -> ClassScan:
+        scan = ClassScan()
         for sub in ast.walk(node):
             if isinstance(sub, ast.Call):
+                scan.calls.append(sub)
                 ref = self.resolve(sub.func) or ""
                 if ref.startswith("torch.nn.") and ref.rsplit(".", 1)[-1] in BN_CLASSES:
                     info.holds_bn = True
-            elif isinstance(sub, ast.Assign) and isinstance(sub.value, ast.Call) and len(sub.targets) == 1:
-                t = sub.targets[0]
-                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
-                    ref = self.resolve(sub.value.func)
-                    if (ref and is_capword(ref.rsplit(".", 1)[-1])) or (ref and FACTORIES.match(ref)):
-                        info.attr_ctors[t.attr] = ref
+            elif isinstance(sub, ast.Assign):
+                scan.assigns.append(sub)
+                if isinstance(sub.value, ast.Call) and len(sub.targets) == 1:
+                    t = sub.targets[0]
+                    if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                        ref = self.resolve(sub.value.func)
+                        if ref and (is_capword(ref.rsplit(".", 1)[-1]) or FACTORIES.match(ref)):
+                            info.attr_ctors[t.attr] = ref
+            elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
+                scan.self_attrs.add(sub.attr)
+        return scan
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         from traineval.lint.rules import check_function
@@ -326,6 +350,11 @@ class FileVisitor(ast.NodeVisitor):
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
         return  # lambdas carry no mode logic worth tracking
+
+    def visit_Constant(self, node: ast.AST) -> None:
+        return  # leaves: nothing below them (and NodeVisitor's own visit_Constant is slow)
+
+    visit_Name = visit_JoinedStr = visit_Constant
 
     def _is_no_grad(self, node: ast.AST) -> bool:
         target = node.func if isinstance(node, ast.Call) else node
@@ -481,7 +510,7 @@ class FileVisitor(ast.NodeVisitor):
                                                            "FullyShardedDataParallel", "deepcopy"}:
             return self.origin(value.args[0]) if value.args else "unknown"
         if FACTORIES.match(ref):
-            return "ctor:<factory>" if not ref.startswith("torch.hub") else "unknown"
+            return f"ctor:{ref}" if not ref.startswith("torch.hub") else "unknown"
         last = ref.rsplit(".", 1)[-1]
         if ref and is_capword(last):
             return f"ctor:{ref}"

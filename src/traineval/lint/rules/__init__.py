@@ -16,13 +16,15 @@ from traineval.lint.rules import functional, mode_calls, structure
 
 if TYPE_CHECKING:
     from traineval.lint.ir import ClassInfo
-    from traineval.lint.visitor import FileVisitor
+    from traineval.lint.visitor import ClassScan, FileVisitor
 
 LOCAL_CODES = ("TE001", "TE002", "TE003", "TE004", "TE005", "TE006", "TE012", "TE013")
 
 
 def prescan(v: FileVisitor, tree: ast.Module) -> None:
     """Collect what rules need before the walk: functions passed to ``.apply(...)``."""
+    if ".apply(" not in v.src.text:
+        return
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "apply":
             for a in node.args:
@@ -53,10 +55,12 @@ def check_function(v: FileVisitor, node: ast.FunctionDef | ast.AsyncFunctionDef)
     structure.check_te004(v, node)
 
 
-def check_class(v: FileVisitor, node: ast.ClassDef, info: ClassInfo) -> None:
-    """Rules on a whole class (called on entry)."""
+def check_class(v: FileVisitor, node: ast.ClassDef, info: ClassInfo, scan: ClassScan) -> None:
+    """Rules on a whole class (called on entry, with the nodes of one walk over it)."""
     if not info.module_guess:
         return
-    structure.check_te005(v, node)
-    structure.check_te012(v, node)
-    structure.check_te013(v, node)
+    structure.check_te005(v, node, scan)
+    if "train" in info.methods or "eval" in info.methods:
+        structure.check_te012(v, node)
+    if "forward" in info.methods and any(structure.FLAG.match(a) for a in scan.self_attrs):
+        structure.check_te013(v, node)

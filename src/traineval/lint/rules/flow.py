@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from traineval.lint import ir
@@ -27,7 +28,10 @@ def run_flow_rules(index: ProjectIndex) -> Iterator[FlowHit]:
             continue
         path = index.path_of[id(f)]
         seen: set[tuple[str, int, int]] = set()
-        for hit in (*_te007(index, f), *_te008(index, f), *_te009(f), *_te010(index, f), *_te011(index, f)):
+        te009 = list(_te009(f))
+        explained = {h.values["model"] for h in te009}  # TE007 on the same model would repeat TE009
+        te007 = [h for h in _te007(index, f) if h.values["model"] not in explained] if not f.mc else []
+        for hit in (*te007, *_te008(index, f), *te009, *_te010(index, f), *_te011(index, f)):
             k = (hit.code, hit.span.line, hit.span.col)
             if k not in seen:
                 seen.add(k)
@@ -59,6 +63,8 @@ def _te007(index: ProjectIndex, f: ir.FuncIR) -> Iterator[ir.Hit]:
                                      and _is_module(index, f, e.key)):
                 why = "under `torch.no_grad()`" if e.nograd else "after `load_state_dict()`"
                 yield ir.Hit("TE007", e.span, {"model": e.key, "why": why, "caller": _where(index, site)})
+            elif st != "eval" and e.nograd and _unverified_param(index, f, e.key):
+                yield ir.Hit("TE081", e.span, {"model": e.key})
         elif e.kind == ir.CALL and e.nograd:
             for kind, k, inner_ng in index.expand(f, i):
                 if kind != ir.FWD or not k or inner_ng:
@@ -68,6 +74,18 @@ def _te007(index: ProjectIndex, f: ir.FuncIR) -> Iterator[ir.Hit]:
                     yield ir.Hit("TE007", e.span, {"model": k, "why": f"under `torch.no_grad()` (via `{e.via}()`)",
                                                    "caller": _where(index, site)})
                     break
+
+
+_MODELISH = re.compile(r"(model|net|network|encoder|decoder|backbone|generator|discriminator|teacher|student|"
+                       r"classifier|ema|policy|critic|actor)s?\d*$", re.IGNORECASE)
+
+
+def _unverified_param(index: ProjectIndex, f: ir.FuncIR, key: str) -> bool:
+    """A model-like parameter of a function nobody in the project calls (TE081)."""
+    root = key.split(".")[0]
+    if root not in f.params or root == "self" or "." in key or index.callers.get(id(f)):
+        return False
+    return bool(_MODELISH.search(root)) or _is_module(index, f, key)
 
 
 def _is_module(index: ProjectIndex, f: ir.FuncIR, key: str) -> bool:
@@ -154,7 +172,8 @@ def _te011(index: ProjectIndex, f: ir.FuncIR) -> Iterator[ir.Hit]:
         if e.kind != ir.FREEZE or not e.key:
             continue
         trains_after = False
-        fixed = False
+        policy = False  # te.freeze_batchnorm: survives model.train()
+        fixed = False  # part.eval(): undone by a later model.train()
         for j in range(i + 1, len(f.events)):
             later = f.events[j]
             if later.kind == ir.STEP:
@@ -162,7 +181,7 @@ def _te011(index: ProjectIndex, f: ir.FuncIR) -> Iterator[ir.Hit]:
             elif later.kind == ir.CALL:
                 ref = str(later.value)
                 if "freeze_batchnorm" in ref or "freeze_bn" in ref.lower():
-                    fixed = True
+                    policy = True
                 for kind, k, _ in index.expand(f, j):
                     if kind == ir.STEP:
                         trains_after = True
@@ -172,8 +191,9 @@ def _te011(index: ProjectIndex, f: ir.FuncIR) -> Iterator[ir.Hit]:
                 fixed = True
             elif later.kind == ir.TRAIN and later.key and (e.key.startswith(later.key + ".") or later.key == e.key):
                 fixed = False  # model.train() after part.eval() undoes the freeze
-        if fixed or not trains_after:
+        if policy or fixed or not trains_after:
             continue
         ref, attrs = _root_ctor(index, f, e.key, i)
-        code = "TE011" if ref and index.holds_bn(ref, attrs) else "TE082"
-        yield ir.Hit(code, e.span, {"part": e.key})
+        bn = index.holds_bn(ref, attrs) if ref else None
+        if bn is not False:
+            yield ir.Hit("TE011" if bn else "TE082", e.span, {"part": e.key})

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from traineval.lint.astutil import const_value, dotted
 from traineval.lint.ir import Edit, Span
+from traineval.lint.visitor import NOT_MODELS
 
 if TYPE_CHECKING:
     from traineval.lint.visitor import FileVisitor
@@ -48,10 +49,11 @@ def check_te006(v: FileVisitor, node: ast.Assign | ast.AnnAssign | ast.AugAssign
             continue  # set on a leaf type (e.g. BatchNorm) picked by isinstance
         value = node.value
         c = const_value(value) if value is not None else NotImplemented
-        if c is True or c is False:
-            call = f"{recv}.train()" if c else f"{recv}.eval()"
-        else:
-            call = f"{recv}.train({v.text(value) if value is not None else 'mode'})"
+        if c is not True and c is not False:
+            continue  # copying or restoring saved flags (`m.training = was_training`) is deliberate
+        if NOT_MODELS.search(recv):
+            continue  # `trainer.training = True`: not a module
+        call = f"{recv}.train()" if c else f"{recv}.eval()"
         v.hit("TE006", t, target=v.text(t), call=call)
 
 

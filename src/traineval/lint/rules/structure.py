@@ -26,7 +26,7 @@ from traineval.lint.astutil import (
 )
 
 if TYPE_CHECKING:
-    from traineval.lint.visitor import FileVisitor
+    from traineval.lint.visitor import ClassScan, FileVisitor
 
 
 def _walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
@@ -91,7 +91,8 @@ def _module_expr(v: FileVisitor, node: ast.AST, local_values: dict[str, ast.AST]
         return False, None
     last = ref.rsplit(".", 1)[-1]
     if ref.startswith("torch.nn."):
-        return (is_capword(last) and last not in NOT_MODULES and ref.count(".") == 2), None
+        stateless = last.endswith("Loss") or last in STATELESS_LAYERS
+        return (is_capword(last) and last not in NOT_MODULES and not stateless and ref.count(".") == 2), None
     if last in v.local_classes and ref == f"{v.module}.{last}":
         return v.local_classes[last].module_guess, None
     if is_capword(last) and "." in ref and not ref.startswith(("torch.", "builtins.", "collections.", "typing.")):
@@ -116,62 +117,57 @@ def _container(node: ast.AST) -> tuple[str, list[ast.AST]] | None:
     return None
 
 
+# parameter-free layers whose behaviour never depends on the mode: harmless in a plain list
+STATELESS_LAYERS = {"ReLU", "ReLU6", "GELU", "SiLU", "Mish", "ELU", "SELU", "CELU", "LeakyReLU", "Sigmoid",
+                    "Tanh", "Softmax", "LogSoftmax", "Softplus", "Hardswish", "Hardsigmoid", "Hardtanh", "Identity",
+                    "Flatten", "Unflatten", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d",
+                    "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
+                    "AdaptiveMaxPool2d", "Upsample", "PixelShuffle", "ZeroPad2d", "ConstantPad2d"}
 _REGISTERERS = {"ModuleList", "ModuleDict", "Sequential", "add_module", "register_module", "ParameterList",
                 "setattr", "extend_modules"}
 
 
-def check_te005(v: FileVisitor, cls: ast.ClassDef) -> None:
+def check_te005(v: FileVisitor, cls: ast.ClassDef, scan: ClassScan) -> None:
     """TE005: submodules kept in a plain list/dict/tuple attribute are invisible to ``eval()``."""
     registered: set[str] = set()
-    for sub in ast.walk(cls):
-        if isinstance(sub, ast.Call):
-            name = (dotted(sub.func) or "").rsplit(".", 1)[-1]
-            if name in _REGISTERERS:
-                for arg in [*sub.args, *(kw.value for kw in sub.keywords)]:
-                    registered |= self_attrs(arg)
-                if name in {"add_module", "register_module", "setattr"}:
-                    return  # elements registered one by one: cannot tell statically
+    for sub in scan.calls:
+        name = (dotted(sub.func) or "").rsplit(".", 1)[-1]
+        if name in _REGISTERERS:
+            for arg in [*sub.args, *(kw.value for kw in sub.keywords)]:
+                registered |= self_attrs(arg)
+            if name in {"add_module", "register_module", "setattr"}:
+                return  # elements registered one by one: cannot tell statically
     empty: dict[str, str] = {}
     reported: set[str] = set()
-    for method in cls.body:
-        if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
-        local_values: dict[str, ast.AST] = {}
-        for sub in _walk_in_order(method):
-            if isinstance(sub, ast.Assign) and len(sub.targets) == 1:
-                target = sub.targets[0]
-                if isinstance(target, ast.Name):
-                    local_values[target.id] = sub.value
-                attr = _self_attr(target)
-                if attr is None or attr in registered or attr in reported:
-                    continue
-                found = _container(sub.value)
-                if found is None:
-                    continue
-                kind, elts = found
-                if not elts:
-                    empty[attr] = kind
-                    continue
-                _report(v, sub.value, attr, kind, [_module_expr(v, e, local_values) for e in elts], reported)
-            elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute):
-                attr = _self_attr(sub.func.value)
-                if attr is None or attr not in empty or attr in registered or attr in reported:
-                    continue
-                if sub.func.attr in {"append", "insert"} and sub.args:
-                    _report(v, sub, attr, empty[attr], [_module_expr(v, sub.args[-1], local_values)], reported)
-        # a subscript assignment `self.d[k] = nn.Linear(...)` into an empty dict
-        for sub in _walk_in_order(method):
-            if isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Subscript):
-                attr = _self_attr(sub.targets[0].value)
+    local_values: dict[str, ast.AST] = {}
+    ordered = sorted([*scan.assigns, *scan.calls], key=lambda n: (n.lineno, n.col_offset))
+    for sub in ordered:
+        if isinstance(sub, ast.Assign) and len(sub.targets) == 1:
+            target = sub.targets[0]
+            if isinstance(target, ast.Name):
+                local_values[target.id] = sub.value
+            if isinstance(target, ast.Subscript):
+                attr = _self_attr(target.value)
                 if attr and attr in empty and attr not in registered and attr not in reported:
                     _report(v, sub, attr, empty[attr], [_module_expr(v, sub.value, local_values)], reported)
-
-
-def _walk_in_order(node: ast.AST) -> Iterator[ast.AST]:
-    for child in ast.iter_child_nodes(node):
-        yield child
-        if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            yield from _walk_in_order(child)
+                continue
+            attr = _self_attr(target)
+            if attr is None or attr in registered or attr in reported:
+                continue
+            found = _container(sub.value)
+            if found is None:
+                continue
+            kind, elts = found
+            if not elts:
+                empty[attr] = kind
+                continue
+            _report(v, sub.value, attr, kind, [_module_expr(v, e, local_values) for e in elts], reported)
+        elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute):
+            attr = _self_attr(sub.func.value)
+            if attr is None or attr not in empty or attr in registered or attr in reported:
+                continue
+            if sub.func.attr in {"append", "insert"} and sub.args:
+                _report(v, sub, attr, empty[attr], [_module_expr(v, sub.args[-1], local_values)], reported)
 
 
 def _self_attr(node: ast.AST) -> str | None:
@@ -235,7 +231,7 @@ def check_te012(v: FileVisitor, cls: ast.ClassDef) -> None:
         v.hit("TE012", fn, cls=cls.name, method=fn.name)
 
 
-_FLAG = re.compile(r"^_*(is_|in_)?(train|training)(_?mode|_?phase|_?flag|_?stage)?$|^_*train_?mode$|"
+FLAG = re.compile(r"^_*(is_|in_)?(train|training)(_?mode|_?phase|_?flag|_?stage)?$|^_*train_?mode$|"
                    r"^_*(is_|in_)?eval(_?mode|uating)?$|^_*inference(_?mode)?$|^_*(mode|phase|stage)$")
 _MODE_WORDS = {"train", "training", "eval", "evaluation", "test", "val", "valid", "inference", "predict"}
 
@@ -244,7 +240,7 @@ def _gating_flag(test: ast.AST) -> set[str]:
     """Home-made flags read in a test: ``self.is_training``, ``self.mode == 'train'``."""
     found: set[str] = set()
     for attr in self_attrs(test):
-        if attr == "training" or not _FLAG.match(attr):
+        if attr == "training" or not FLAG.match(attr):
             continue
         if re.match(r"^_*(mode|phase|stage)$", attr):
             consts = {c.value.lower() for c in ast.walk(test) if isinstance(c, ast.Constant) and isinstance(

@@ -1,0 +1,2 @@
+def forward(self, x)  # TE099
+    return x
