@@ -13,6 +13,7 @@ import logging
 import random
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -278,8 +279,9 @@ class GuardScope:
     guard sees that forward itself and the scope stands down for that stage after its first
     batch, so nothing is counted twice.
 
-    Uses the guard's entry point (``Guard._on_root``) and trace (``Guard._close_trace``,
-    ``Guard._tls``); when a guard lacks them the scope does nothing.
+    Uses the guard's entry point (``Guard._on_root``), trace (``Guard._close_trace``,
+    ``Guard._tls``) and occurrence counter (``Guard._counts``, to take back the first
+    batch's double count); when a guard lacks them the scope does nothing.
     """
 
     def __init__(self, guard: te.Guard) -> None:
@@ -290,6 +292,7 @@ class GuardScope:
         self._probe: Any = None
         self._called = False
         self._stage = ""
+        self._added: Counter[Any] = Counter()
 
     @property
     def supported(self) -> bool:
@@ -303,10 +306,13 @@ class GuardScope:
         if not g.active or not self.supported or self.native.get(stage):
             return
         self._stage = stage
+        counts = getattr(g, "_counts", None)
+        before = Counter(counts) if counts is not None else None
         if stage not in self.native:  # first batch of the stage: does its step call the model?
             self._called = False
             self._probe = g.model.register_forward_pre_hook(self._seen)
         g._on_root(g.model, args)  # type: ignore[attr-defined]
+        self._added = counts - before if counts is not None and before is not None else Counter()
         self._open = True
         if g._tls.depth:  # type: ignore[attr-defined]
             stack = _tracing.module_stack()
@@ -323,6 +329,11 @@ class GuardScope:
             self._probe.remove()
             self._probe = None
             self.native[self._stage] = self._called
+            counts = getattr(self.guard, "_counts", None)
+            if self._called and counts is not None:  # the model's own forward was checked too: count once
+                counts.subtract(self._added)
+                for key in [k for k, n in counts.items() if n <= 0]:
+                    del counts[key]
         if not self._open:
             return
         self._open = False
