@@ -37,7 +37,7 @@ def _gen(seed: int = 1) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _images(n: int = 8, c: int = 3, size: int = 16, shift: float = 0.0) -> torch.Tensor:
+def _images(n: int = 8, c: int = 3, size: int = 12, shift: float = 0.0) -> torch.Tensor:
     return torch.randn(n, c, size, size, generator=_gen()) + shift
 
 
@@ -52,7 +52,7 @@ def _warm(model: nn.Module, data: Callable[[], Any], steps: int = 6) -> nn.Modul
 
 
 def _fresh_images() -> torch.Tensor:
-    return torch.randn(32, 3, 16, 16)
+    return torch.randn(16, 3, 12, 12)
 
 
 def _momentum_full(model: nn.Module) -> nn.Module:
@@ -65,7 +65,7 @@ def _momentum_full(model: nn.Module) -> nn.Module:
 # ----------------------------------------------------------------------------- clean models
 def cnn_bn_dropout() -> nn.Module:
     torch.manual_seed(0)
-    model = _momentum_full(ex.SmallResNet(width=8))
+    model = _momentum_full(ex.SmallResNet(width=4))
     return _warm(model, _fresh_images)
 
 

@@ -304,8 +304,9 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
         random_cause = rep.first
         where, module_type, reason, explained = _culprit(s, rep.first, "random", coverage, ref)
         code = "TE217" if explained else "TE210"
-        findings.append(make(code, where=where, module=where or "<model>", type=module_type, reason=reason,
-                             path=path, delta=f"{delta:.3g}", behaviour="eval outputs are random"))
+        if not (explained and any(d.code == "TE217" and d.where == where for d in findings)):
+            findings.append(make(code, where=where, module=where or "<model>", type=module_type, reason=reason,
+                                 path=path, delta=f"{delta:.3g}", behaviour="makes eval outputs random"))
         checks["deterministic in eval"] = "explained by a policy" if explained else f"FAILED ({code})"
 
     # C6: batch-independent in eval
@@ -362,7 +363,8 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
         caused_by_randomness = random_cause is not None and first is not None and (
             first.path == random_cause.path or explained)
         if caused_by_randomness:
-            checks["batch-independent in eval"] = "inconclusive: eval outputs are random (fix that first)"
+            checks["batch-independent in eval"] = "inconclusive: eval outputs are random" + (
+                " (by policy)" if explained else " (fix that first)")
         else:
             path, how, _ = worst
             findings.append(make("TE211", where=where, module=where or "<model>", type=module_type, reason=reason,
