@@ -397,3 +397,36 @@ def test_batch_mixing_found_at_its_module_for_any_batch(n: int, samples: int, mi
     report = te.check(model, torch.randn(n, 5), samples=samples, train_checks=False)
     assert _found(report) == ({("TE211", str(depth))} if mix else set()), str(report)
     assert report.forwards == 3 + min(samples, n)
+
+
+def test_batchnorm_built_in_forward_is_not_model_state() -> None:
+    """A BatchNorm created inside forward runs in training mode (TE213, TE211), but its statistics are
+    thrown away after each call: they are not the model's state (no TE212)."""
+
+    class BuildsNorm(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(6, 6)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.BatchNorm1d(6)(self.fc(x))
+
+    report = te.check(nn.Sequential(BuildsNorm(), nn.Linear(6, 2)), torch.randn(5, 6))
+    assert _found(report) == {("TE211", "0.<BatchNorm1d>"), ("TE213", "0.<BatchNorm1d>")}
+    assert report.checks["state unchanged by eval"] == "passed"
+
+
+def test_mapping_example_is_passed_as_keywords() -> None:
+    from collections import UserDict
+
+    class TwoInputs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 2), nn.Linear(4, 2)
+
+        def forward(self, left: torch.Tensor, right: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+            return scale * (self.a(left) + self.b(right))
+
+    batch = UserDict(left=torch.randn(5, 3), right=torch.randn(5, 4), scale=2.0)
+    report = te.check(TwoInputs(), batch)
+    assert report.ok and report.checks["batch-independent in eval"] == "passed"

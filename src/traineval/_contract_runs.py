@@ -212,6 +212,14 @@ class Probe:
                parent: tuple[nn.Module, str, int] | None) -> None:
         if self.mode == "train" or self.first is not None:
             return
+        try:
+            self._record(module, path, key, value, parent)
+        except Exception:  # tensors we cannot slice (exotic subclasses): never break the model's forward
+            if self.mode == "ref":
+                self.s.ref.pop(key, None)
+
+    def _record(self, module: nn.Module, path: str, key: Key, value: Any,
+                parent: tuple[nn.Module, str, int] | None) -> None:
         leaves = tensor_leaves(value)
         if self.mode == "ref":
             self.s.ref[key] = (self.order, [self._store(t) for t in leaves])
