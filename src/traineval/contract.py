@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -125,7 +125,7 @@ class ContractReport:
             "forwards": self.forwards,
             "checks": dict(self.checks),
             "diagnostics": [d.to_dict() for d in self.diagnostics],
-            "stat_gaps": [vars(g) | {} for g in self.stat_gaps],
+            "stat_gaps": [asdict(g) for g in self.stat_gaps],
             "notes": list(self.notes),
         }
 

@@ -283,7 +283,7 @@ class Net(nn.Module):
     ),
     Rule(
         code="TE214",
-        name="functional-dropout-in-eval",
+        name="eval-functional-dropout",
         severity=Severity.ERROR,
         message="`{module}` ({type}) calls {call} with {detail} while in eval mode",
         fix="pass `training=self.training` (or `dropout_p=self.p if self.training else 0.0`), or use the "
@@ -314,7 +314,7 @@ def forward(self, x):
             "the caller instead."
         ),
         claims=("C5", "C7"),
-        related=("TE210", "TE213"),
+        related=("TE103", "TE210", "TE213"),
     ),
     Rule(
         code="TE215",
