@@ -85,7 +85,7 @@ def lint_paths(paths: list[str], config: LintConfig | None = None) -> LintResult
     config = config or LintConfig()
     files = discover(paths, config)
     results = _analyze_all(files, config.jobs)
-    return _assemble(results, config)
+    return assemble(results, config)
 
 
 def lint_source(source: str, filename: str = "<string>.py", config: LintConfig | None = None) -> list[Finding]:
@@ -95,10 +95,10 @@ def lint_source(source: str, filename: str = "<string>.py", config: LintConfig |
     ['TE002']
     """
     result = analyze_file(filename, source.encode("utf-8"))
-    return _assemble([result], config or LintConfig()).findings
+    return assemble([result], config or LintConfig()).findings
 
 
-def _assemble(results: list[FileResult], config: LintConfig) -> LintResult:
+def assemble(results: list[FileResult], config: LintConfig) -> LintResult:
     index = ProjectIndex([r.facts for r in results if r.facts is not None])
     flow: dict[str, list[ir.Hit]] = {}
     for path, hit in run_flow_rules(index):
