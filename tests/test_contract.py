@@ -430,3 +430,28 @@ def test_mapping_example_is_passed_as_keywords() -> None:
     batch = UserDict(left=torch.randn(5, 3), right=torch.randn(5, 4), scale=2.0)
     report = te.check(TwoInputs(), batch)
     assert report.ok and report.checks["batch-independent in eval"] == "passed"
+
+
+def test_reordered_batch_catches_what_the_checked_sample_alone_does_not() -> None:
+    """Sample 0 is the only one checked alone and is unaffected in order; the reordered batch moves
+    it behind another sample, whose features then leak into it."""
+
+    class AddPrevious(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + torch.cat([torch.zeros_like(x[:1]), x[:-1]])
+
+    report = te.check(nn.Sequential(nn.Linear(3, 3), AddPrevious()), torch.randn(5, 3), samples=1)
+    assert report.samples == [0]
+    assert _found(report) == {("TE211", "1")}
+    assert "reordered" in report.errors[0].message
+
+
+def test_batch_dependence_before_the_randomness_is_still_reported() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), zoo.BatchCenter(), zoo.NoisyBlock())
+    model[2].fc = nn.Linear(4, 4)
+    report = te.check(model, torch.randn(6, 4))
+    assert _found(report) == {("TE210", "2"), ("TE211", "1")}
+    model = nn.Sequential(nn.Linear(8, 8), zoo.NoisyBlock(), zoo.BatchCenter())
+    report = te.check(model, torch.randn(6, 8))
+    assert _found(report) == {("TE210", "1")}
+    assert report.checks["batch-independent in eval"].startswith("inconclusive")

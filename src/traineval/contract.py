@@ -296,12 +296,12 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
     rep = Probe(s, "repeat")
     out_rep = run(rep, example, SEED_B, "second eval forward (another RNG seed)")
     diff = _compare_outputs(flatten(out_rep), ref_leaves, s)
-    random_cause: Divergence | None = None
+    random_eval = diff is not None
+    random_path = rep.first.path if rep.first is not None else None
     if diff is None:
         checks["deterministic in eval"] = "passed"
     else:
         path, delta = diff
-        random_cause = rep.first
         where, module_type, reason, explained = _culprit(s, rep.first, "random", coverage, ref)
         code = "TE217" if explained else "TE210"
         if not (explained and any(d.code == "TE217" and d.where == where for d in findings)):
@@ -360,8 +360,10 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
         checks["batch-independent in eval"] = "passed" if out_dims else "not checked: no output has a batch dimension"
     else:
         where, module_type, reason, explained = _culprit(s, first, "batch", coverage, ref)
-        caused_by_randomness = random_cause is not None and first is not None and (
-            first.path == random_cause.path or explained)
+        # random eval outputs make every comparison differ: only a module that parts *before* the
+        # randomness enters (in execution order) is evidence of batch dependence
+        caused_by_randomness = random_eval and (
+            first is None or random_path is None or first.path == random_path or explained)
         if caused_by_randomness:
             checks["batch-independent in eval"] = "inconclusive: eval outputs are random" + (
                 " (by policy)" if explained else " (fix that first)")
