@@ -455,3 +455,13 @@ def test_batch_dependence_before_the_randomness_is_still_reported() -> None:
     report = te.check(model, torch.randn(6, 8))
     assert _found(report) == {("TE210", "1")}
     assert report.checks["batch-independent in eval"].startswith("inconclusive")
+
+
+def test_functional_batch_norm_without_running_stats_is_batch_dependence_not_a_mode_bug() -> None:
+    class NoStatsNorm(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.batch_norm(x, None, None, training=True)  # like track_running_stats=False
+
+    report = te.check(nn.Sequential(nn.Linear(4, 4), NoStatsNorm()), torch.randn(6, 4))
+    assert _found(report) == {("TE211", "1")}
+    assert "F.batch_norm" in report.errors[0].message

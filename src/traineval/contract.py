@@ -450,6 +450,8 @@ def _functional(s: _Session, ref: Probe, findings: list[Diagnostic]) -> None:
         caller = call.caller
         if caller is not None and caller.training and sensitivity(caller, path or "") is not None:
             continue  # follows the caller's mode; TE213 reports the caller
+        if call.mode_independent:
+            continue  # F.batch_norm without running statistics: batch statistics in both modes (TE211)
         if (path, call.what) in seen:
             continue
         seen.add((path, call.what))
