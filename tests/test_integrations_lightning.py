@@ -24,6 +24,8 @@ import torch.nn.functional as F
 
 pl = pytest.importorskip("lightning.pytorch")
 
+from integrations_support import _no_guard_left, _one_thread, close, import_error_without  # noqa: E402, F401
+
 import traineval as te  # noqa: E402
 from traineval import _guard_runtime  # noqa: E402
 from traineval.integrations.lightning import EvalContract, EvalContractError, ModeGuard, PreciseBatchNorm  # noqa: E402
@@ -31,20 +33,6 @@ from traineval.integrations.lightning import EvalContract, EvalContractError, Mo
 DataLoader = torch.utils.data.DataLoader
 TensorDataset = torch.utils.data.TensorDataset
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention on shared cores
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def _no_guard_left():
-    yield
-    assert not _guard_runtime.installed(), "a guard hook outlived the Trainer"
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -133,10 +121,6 @@ def population(model: Net, data: TensorDataset, batches: int, batch_size: int = 
     b = (model.net[0].bias if bias is None else bias).detach().double()
     h = x @ w.T + b
     return h.mean(0), h.var(0, unbiased=True)
-
-
-def close(a, b, tol=1e-5):
-    return torch.allclose(a.double(), b.double(), atol=tol, rtol=tol)
 
 
 # ----------------------------------------------------------------------- PreciseBatchNorm
@@ -335,7 +319,7 @@ def test_mode_guard_is_silent_on_a_correct_job(call):
 )
 def test_mode_guard_reports_a_broken_job(bug, call, code, where, count):
     torch.manual_seed(0)
-    cb = ModeGuard(on="log")
+    cb = ModeGuard(on="log", tracing="always")  # every forward traced, so that every occurrence is counted
     fit(Net(call=call, bug=bug), [cb])
     assert [(d.code, d.where) for d in cb.diagnostics] == [(code, where)]
     assert cb.summaries[0].counts == {code: {where: count}}
@@ -413,21 +397,8 @@ def test_eval_contract_arguments():
 
 # ----------------------------------------------------------------------- import behaviour
 def test_traineval_does_not_import_frameworks_and_missing_lightning_is_explained():
-    code = textwrap.dedent("""
-        import sys
-        import traineval, traineval.integrations
-        assert "lightning" not in sys.modules and "pytorch_lightning" not in sys.modules
-        assert "transformers" not in sys.modules
-        sys.modules["lightning"] = None           # as if neither package were installed
-        sys.modules["pytorch_lightning"] = None
-        try:
-            import traineval.integrations.lightning
-        except ImportError as err:
-            print(err)
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert 'pip install "traineval[lightning]"' in out.stdout
+    message = import_error_without(["lightning", "pytorch_lightning"], "traineval.integrations.lightning")
+    assert 'pip install "traineval[lightning]"' in message
 
 
 # ----------------------------------------------------------------------------------- DDP

@@ -10,9 +10,6 @@ broken ones.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 import warnings
 
 import pytest
@@ -24,6 +21,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
+from integrations_support import _no_guard_left, _one_thread, close, import_error_without  # noqa: E402, F401
+
 import traineval as te  # noqa: E402
 from traineval import _guard_runtime  # noqa: E402
 from traineval.integrations.transformers import (  # noqa: E402
@@ -32,20 +31,6 @@ from traineval.integrations.transformers import (  # noqa: E402
     ModeGuard,
     PreciseBatchNorm,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention on shared cores
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def _no_guard_left():
-    yield
-    assert not _guard_runtime.installed(), "a guard hook outlived trainer.train()"
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -140,10 +125,6 @@ def train(model, callbacks, tmp_path, train_set=None, eval_set=None, **kw):
 def population(weight, bias, data: Features):
     h = data.x.double() @ weight.double().T + bias.double()
     return h.mean(0), h.var(0, unbiased=True)
-
-
-def close(a, b, tol=1e-5):
-    return torch.allclose(a.double(), b.double(), atol=tol, rtol=tol)
 
 
 # ----------------------------------------------------------------------- PreciseBatchNorm
@@ -283,17 +264,6 @@ def test_eval_contract_fail_on_warning(tmp_path):
 
 
 # ----------------------------------------------------------------------- import behaviour
-def test_missing_transformers_is_explained():
-    code = textwrap.dedent("""
-        import sys
-        import traineval.integrations
-        assert "transformers" not in sys.modules
-        sys.modules["transformers"] = None        # as if it were not installed
-        try:
-            import traineval.integrations.transformers
-        except ImportError as err:
-            print(err)
-    """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert 'pip install "traineval[transformers]"' in out.stdout
+def test_traineval_does_not_import_frameworks_and_missing_transformers_is_explained():
+    message = import_error_without(["transformers"], "traineval.integrations.transformers")
+    assert 'pip install "traineval[transformers]"' in message

@@ -60,11 +60,6 @@ def optional_callable(value: Any, name: str, signature: str) -> Any:
     return value
 
 
-def check_guard_options(**options: Any) -> None:
-    """Validate ``te.guard`` options now, with te.guard's own messages (a throwaway guard)."""
-    te.guard(nn.Identity(), **options).remove()
-
-
 # ------------------------------------------------------------------------------- batches
 def feed(model: nn.Module, batch: Any) -> Any:
     """Run ``model`` on one training batch: a tensor as is, the first element of a tuple/list
@@ -197,11 +192,6 @@ def recalibrate(
         return te.recalibrate_batchnorm(
             model, data, num_batches=num_batches, forward=forward, dropout=dropout, order=order, progress=False
         )
-
-
-def log_report(report: te.RecalibrationReport, when: str) -> None:
-    """Log a recalibration report at INFO on logger ``traineval.integrations``."""
-    logger.info("PreciseBatchNorm (%s): %s", when, report)
 
 
 # ------------------------------------------------------------------------ eval contract
@@ -349,6 +339,124 @@ class GuardScope:
             self._pushed = False
 
 
-def plural(n: int, word: str) -> str:
-    """``1 layer`` / ``2 layers``."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
+# --------------------------------------------------------------- callback building blocks
+class PreciseBase:
+    """The framework-free half of a ``PreciseBatchNorm`` callback: options, the layers, the
+    training modes seen last, the recalibration and its reports."""
+
+    def _setup_precise(self, num_batches: Any, order: Any, dropout: Any, forward: Any, at_end: Any) -> None:
+        self.num_batches = positive_int(num_batches, "num_batches", allow_none=True)
+        self.order = choice(order, "order", ORDERS)
+        self.dropout = choice(dropout, "dropout", DROPOUT)
+        self.forward = optional_callable(forward, "forward", "forward(model, batch)")
+        if not isinstance(at_end, bool):
+            raise TraineValTypeError(f"expected True or False for at_fit_end / at_train_end, got {at_end!r}")
+        self.reports: list[te.RecalibrationReport] = []
+        self._norms: list[nn.Module] = []
+        self._train_flags: list[bool] | None = None
+        self._trained = False
+
+    def _begin(self, model: nn.Module | None, announce: bool) -> bool:
+        """Find the normalisation layers at the start of training; False when there are none."""
+        self._norms = norm_layers(model) if model is not None else []
+        self._train_flags, self._trained = None, False
+        if not self._norms and announce:
+            warnings.warn(
+                f"PreciseBatchNorm: {type(model).__name__} has no normalisation layer with running statistics; "
+                "the callback does nothing",
+                TraineValWarning,
+                stacklevel=3,
+            )
+        return bool(self._norms)
+
+    def _saw_training(self) -> None:
+        """Remember which normalisation layers training keeps in eval mode (frozen by the job)."""
+        if self._norms:
+            self._train_flags = [m.training for m in self._norms]
+            self._trained = True
+
+    def _recalibrate(self, model: nn.Module, data: Iterable[Any], forward: Any, announce: bool, when: str) -> None:
+        flags = self._train_flags or [True] * len(self._norms)
+        kept = [m for m, flag in zip(self._norms, flags, strict=False) if not flag]
+        report = recalibrate(
+            model, fresh_loader(data), num_batches=self.num_batches, forward=forward, dropout=self.dropout,
+            order=self.order, kept_in_eval=kept,
+        )
+        self.reports.append(report)
+        self._trained = False
+        if announce:
+            logger.info("PreciseBatchNorm (%s): %s", when, report)
+
+
+class GuardBase:
+    """The framework-free half of a ``ModeGuard`` callback: options, the running guard, its
+    findings kept across runs."""
+
+    def __init__(
+        self,
+        on: Any = "warn",
+        rules: str | Iterable[str] | None = None,
+        *,
+        allow: str | Iterable[str] = (),
+        once: bool = True,
+        min_batchnorm_values: int = 16,
+        tracing: str = "auto",
+    ) -> None:
+        options = {"on": on, "rules": rules, "allow": allow, "once": once,
+                   "min_batchnorm_values": min_batchnorm_values, "tracing": tracing}
+        te.guard(nn.Identity(), **options).remove()  # te.guard's own checks and messages, now
+        self.options = options
+        self.guard: te.Guard | None = None
+        self.summaries: list[te.GuardSummary] = []
+        self._done: list[te.Diagnostic] = []
+
+    @property
+    def diagnostics(self) -> list[te.Diagnostic]:
+        """Every finding delivered so far, in order."""
+        live = self.guard.diagnostics if self.guard is not None else []
+        return [*self._done, *live]
+
+    def _start_guard(self, model: nn.Module) -> te.Guard:
+        self._stop_guard()
+        self.guard = te.guard(model, name=type(model).__name__, **self.options)
+        return self.guard
+
+    def _stop_guard(self) -> None:
+        guard, self.guard = self.guard, None
+        if guard is not None:
+            guard.remove()
+            self._done.extend(guard.diagnostics)
+            self.summaries.append(guard.summary())
+
+
+class ContractBase:
+    """The framework-free half of an ``EvalContract`` callback."""
+
+    def __init__(
+        self,
+        example: Any,
+        *,
+        forward: Callable[[nn.Module, Any], Any] | None = None,
+        fail_on: str = "error",
+        **check_kwargs: Any,
+    ) -> None:
+        if example is None:
+            raise TraineValValueError(
+                "EvalContract needs example= model inputs (a batch of at least 2 samples)"
+            )
+        self.example = example
+        self.forward = optional_callable(forward, "forward", "forward(model, example)")
+        self.fail_on = fail_on
+        self.check_kwargs = contract_options(fail_on, check_kwargs)
+        self.report: te.ContractReport | None = None
+
+    def _check(self, model: nn.Module, example: Any, any_rank: Callable[[bool], bool] | None, announce: bool) -> None:
+        self.report = None
+        try:
+            self.report = run_contract(
+                model, example, forward=self.forward, fail_on=self.fail_on, check_kwargs=self.check_kwargs,
+                any_rank=any_rank, announce=announce,
+            )
+        except EvalContractError as err:
+            self.report = err.report
+            raise

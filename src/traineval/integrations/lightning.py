@@ -40,8 +40,7 @@ except ImportError:  # pragma: no cover - depends on what is installed
             "(or install lightning / pytorch_lightning yourself)"
         ) from None
 
-import traineval as te
-from traineval.errors import TraineValTypeError, TraineValValueError, TraineValWarning, describe_value
+from traineval.errors import TraineValTypeError, TraineValValueError, describe_value
 from traineval.integrations import _common
 from traineval.integrations._common import EvalContractError
 
@@ -62,7 +61,7 @@ def _forward_defined(pl_module: nn.Module) -> bool:
 
 
 # ------------------------------------------------------------------------ PreciseBatchNorm
-class PreciseBatchNorm(Callback):
+class PreciseBatchNorm(_common.PreciseBase, Callback):
     """Recalibrate BatchNorm statistics on training data before each validation and at the end of ``fit``.
 
     >>> from traineval.integrations.lightning import PreciseBatchNorm
@@ -112,42 +111,19 @@ class PreciseBatchNorm(Callback):
         forward: Callable[[nn.Module, Any], Any] | None = None,
         at_fit_end: bool = True,
     ) -> None:
-        self.num_batches = _common.positive_int(num_batches, "num_batches", allow_none=True)
+        self._setup_precise(num_batches, order, dropout, forward, at_fit_end)
         self.every_n_epochs = _common.positive_int(every_n_epochs, "every_n_epochs")
-        self.order = _common.choice(order, "order", _common.ORDERS)
-        self.dropout = _common.choice(dropout, "dropout", _common.DROPOUT)
         if data is not None and not callable(data) and not isinstance(data, Iterable):
             raise TraineValTypeError(
                 f"expected an iterable of batches or a callable data(trainer) for data, got {describe_value(data)}"
             )
         self.data = data
-        self.forward = _common.optional_callable(forward, "forward", "forward(pl_module, batch)")
-        if not isinstance(at_fit_end, bool):
-            raise TraineValTypeError(f"expected True or False for at_fit_end, got {describe_value(at_fit_end)}")
         self.at_fit_end = at_fit_end
-        self.reports: list[te.RecalibrationReport] = []
-        self._norms: list[nn.Module] = []
-        self._train_flags: list[bool] | None = None
-        self._trained = False
 
     # -- hooks --------------------------------------------------------------------------
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         """Find the normalisation layers; refuse a set-up that cannot work before training starts."""
-        self._norms = _common.norm_layers(pl_module)
-        self._train_flags = None
-        self._trained = False
-        if not self._norms:
-            if trainer.is_global_zero:
-                import warnings
-
-                warnings.warn(
-                    f"PreciseBatchNorm: {type(pl_module).__name__} has no normalisation layer with running "
-                    "statistics; the callback does nothing",
-                    TraineValWarning,
-                    stacklevel=2,
-                )
-            return
-        if self.forward is None and not _forward_defined(pl_module):
+        if self._begin(pl_module, trainer.is_global_zero) and self.forward is None and not _forward_defined(pl_module):
             raise TraineValValueError(
                 f"PreciseBatchNorm needs to run {type(pl_module).__name__} on training batches, but it defines "
                 "no forward(); define forward() or pass forward=lambda module, batch: module.net(batch[0])"
@@ -155,22 +131,19 @@ class PreciseBatchNorm(Callback):
 
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Remember which normalisation layers training keeps in eval mode (frozen by the job)."""
-        if self._norms:
-            self._train_flags = [m.training for m in self._norms]
-            self._trained = True
+        self._saw_training()
 
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
         """Recalibrate before a validation of ``fit`` (not the sanity check)."""
         if trainer.sanity_checking or _fn(trainer) != _FIT or not self._trained:
             return
-        if (trainer.current_epoch + 1) % self.every_n_epochs != 0:
-            return
-        self._recalibrate(trainer, pl_module, "before validation")
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self._run(trainer, pl_module, "before validation")
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         """Recalibrate once more if training ran since the last recalibration."""
         if self.at_fit_end and self._trained:
-            self._recalibrate(trainer, pl_module, "end of fit")
+            self._run(trainer, pl_module, "end of fit")
 
     # -- work ---------------------------------------------------------------------------
     def _batches(self, trainer: Any) -> Iterable[Any]:
@@ -192,34 +165,21 @@ class PreciseBatchNorm(Callback):
             raise TraineValTypeError(
                 f"PreciseBatchNorm: data must be an iterable of batches, got {describe_value(data)}"
             )
-        return _common.fresh_loader(data)
+        return data
 
-    def _recalibrate(self, trainer: Any, pl_module: Any, when: str) -> None:
-        data = self._batches(trainer)
-        user_forward = self.forward
-        strategy = trainer.strategy
+    def _run(self, trainer: Any, pl_module: Any, when: str) -> None:
+        user_forward, strategy = self.forward, trainer.strategy
 
         def forward(module: nn.Module, batch: Any) -> Any:
             batch = strategy.batch_to_device(batch)
             return user_forward(module, batch) if user_forward is not None else _common.feed(module, batch)
 
-        flags = self._train_flags or [True] * len(self._norms)
-        kept = [m for m, flag in zip(self._norms, flags, strict=False) if not flag]
-        report = _common.recalibrate(
-            pl_module, data, num_batches=self.num_batches, forward=forward, dropout=self.dropout,
-            order=self.order, kept_in_eval=kept,
-        )
-        self.reports.append(report)
-        self._trained = False
-        if trainer.is_global_zero:
-            _common.log_report(report, f"epoch {trainer.current_epoch}, step {trainer.global_step}, {when}")
+        where = f"epoch {trainer.current_epoch}, step {trainer.global_step}, {when}"
+        self._recalibrate(pl_module, self._batches(trainer), forward, trainer.is_global_zero, where)
 
 
 # ------------------------------------------------------------------------------ ModeGuard
-_STAGES = ("train", "validation", "test", "predict")
-
-
-class ModeGuard(Callback):
+class ModeGuard(_common.GuardBase, Callback):
     """Run ``te.guard`` over the LightningModule while the Trainer runs it; report mode bugs as they happen.
 
     >>> from traineval.integrations.lightning import ModeGuard
@@ -255,38 +215,13 @@ class ModeGuard(Callback):
         summaries: one ``te.GuardSummary`` per finished entry point (``fit``, ``test``, ...).
     """
 
-    def __init__(
-        self,
-        on: Any = "warn",
-        rules: str | Iterable[str] | None = None,
-        *,
-        allow: str | Iterable[str] = (),
-        once: bool = True,
-        min_batchnorm_values: int = 16,
-        tracing: str = "auto",
-    ) -> None:
-        self.options = {
-            "on": on, "rules": rules, "allow": allow, "once": once,
-            "min_batchnorm_values": min_batchnorm_values, "tracing": tracing,
-        }
-        _common.check_guard_options(**self.options)
-        self.guard: te.Guard | None = None
-        self.summaries: list[te.GuardSummary] = []
-        self._done: list[te.Diagnostic] = []
-        self._scope: _common.GuardScope | None = None
-
-    @property
-    def diagnostics(self) -> list[te.Diagnostic]:
-        """Every finding delivered so far, in order."""
-        live = self.guard.diagnostics if self.guard is not None else []
-        return [*self._done, *live]
+    _scope: _common.GuardScope | None = None
 
     # -- life cycle -----------------------------------------------------------------------
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         """Start guarding ``pl_module``."""
         self._stop()
-        self.guard = te.guard(pl_module, name=type(pl_module).__name__, **self.options)
-        self._scope = _common.GuardScope(self.guard)
+        self._scope = _common.GuardScope(self._start_guard(pl_module))
 
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
         """Stop guarding; keep the summary."""
@@ -297,81 +232,38 @@ class ModeGuard(Callback):
         self._stop()
 
     def _stop(self) -> None:
-        scope, guard = self._scope, self.guard
-        self._scope, self.guard = None, None
+        scope, self._scope = self._scope, None
         try:
             if scope is not None:
                 scope.close()
         finally:
-            if guard is not None:
-                guard.remove()
-                self._done.extend(guard.diagnostics)
-                self.summaries.append(guard.summary())
+            self._stop_guard()
 
-    def _open(self, stage: str, batch: Any) -> None:
-        if self._scope is not None:
-            self._scope.open(stage, (batch,))
-
-    def _close(self) -> None:
+    def _close(self, *args: Any, **kwargs: Any) -> None:
         if self._scope is not None:
             self._scope.close()
 
-    # -- one scope per batch ----------------------------------------------------------------
-    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
-        """Open the batch's scope (training)."""
-        self._open("train", batch)
+    # -- one scope per batch: Lightning calls steps, not the LightningModule's forward --------
+    def _opener(stage: str) -> Callable[..., None]:  # type: ignore[misc]
+        def hook(self: ModeGuard, trainer: Any, pl_module: Any, batch: Any, *args: Any, **kwargs: Any) -> None:
+            if self._scope is not None:
+                self._scope.open(stage, (batch,))
 
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Close the batch's scope (training)."""
-        self._close()
+        hook.__doc__ = f"Open the scope of one {stage} batch."
+        return hook
 
-    def on_validation_batch_start(
-        self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        """Open the batch's scope (validation and sanity check)."""
-        self._open("validation", batch)
-
-    def on_validation_batch_end(
-        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        """Close the batch's scope (validation and sanity check)."""
-        self._close()
-
-    def on_test_batch_start(
-        self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        """Open the batch's scope (test)."""
-        self._open("test", batch)
-
-    def on_test_batch_end(
-        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        """Close the batch's scope (test)."""
-        self._close()
-
-    def on_predict_batch_start(
-        self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        """Open the batch's scope (predict)."""
-        self._open("predict", batch)
-
-    def on_predict_batch_end(
-        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        """Close the batch's scope (predict)."""
-        self._close()
-
-    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        """Close a scope a skipped batch-end left open."""
-        self._close()
-
-    on_train_epoch_end = on_validation_end
-    on_test_end = on_validation_end
-    on_predict_end = on_validation_end
+    on_train_batch_start = _opener("train")
+    on_validation_batch_start = _opener("validation")  # the sanity check too
+    on_test_batch_start = _opener("test")
+    on_predict_batch_start = _opener("predict")
+    on_train_batch_end = on_validation_batch_end = on_test_batch_end = on_predict_batch_end = _close
+    # a batch-end a framework skipped (an exception handled inside the loop) must not leave a scope open
+    on_train_epoch_end = on_validation_end = on_test_end = on_predict_end = _close
+    del _opener
 
 
 # --------------------------------------------------------------------------- EvalContract
-class EvalContract(Callback):
+class EvalContract(_common.ContractBase, Callback):
     """Check the eval contract (``te.check``) once at the start of ``fit``; stop the job with the report when it fails.
 
     >>> import torch
@@ -404,25 +296,6 @@ class EvalContract(Callback):
         report: the ``te.ContractReport`` of the last check.
     """
 
-    def __init__(
-        self,
-        example: Any,
-        *,
-        forward: Callable[[nn.Module, Any], Any] | None = None,
-        fail_on: str = "error",
-        **check_kwargs: Any,
-    ) -> None:
-        if example is None:
-            raise TraineValValueError(
-                "EvalContract needs example= model inputs (a batch of at least 2 samples), or a callable "
-                "example(trainer) returning them"
-            )
-        self.example = example
-        self.forward = _common.optional_callable(forward, "forward", "forward(pl_module, example)")
-        self.fail_on = fail_on
-        self.check_kwargs = _common.contract_options(fail_on, check_kwargs)
-        self.report: te.ContractReport | None = None
-
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         """Check the contract; raise :class:`EvalContractError` when it fails."""
         example = self.example
@@ -433,12 +306,4 @@ class EvalContract(Callback):
         def any_rank(failed: bool) -> bool:
             return bool(strategy.reduce_boolean_decision(failed, all=False))
 
-        self.report = None
-        try:
-            self.report = _common.run_contract(
-                pl_module, example, forward=self.forward, fail_on=self.fail_on, check_kwargs=self.check_kwargs,
-                any_rank=any_rank if trainer.world_size > 1 else None, announce=trainer.is_global_zero,
-            )
-        except EvalContractError as err:
-            self.report = err.report
-            raise
+        self._check(pl_module, example, any_rank if trainer.world_size > 1 else None, trainer.is_global_zero)

@@ -20,7 +20,6 @@ Install with ``pip install "traineval[transformers]"``.
 
 from __future__ import annotations
 
-import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -35,8 +34,7 @@ except ImportError:  # pragma: no cover - depends on what is installed
         'traineval.integrations.transformers needs Hugging Face transformers: pip install "traineval[transformers]"'
     ) from None
 
-import traineval as te
-from traineval.errors import TraineValTypeError, TraineValValueError, TraineValWarning, describe_value
+from traineval.errors import TraineValTypeError, TraineValValueError, describe_value
 from traineval.integrations import _common
 from traineval.integrations._common import EvalContractError
 
@@ -60,7 +58,7 @@ def _any_rank(failed: bool) -> bool:
 
 
 # ------------------------------------------------------------------------ PreciseBatchNorm
-class PreciseBatchNorm(TrainerCallback):
+class PreciseBatchNorm(_common.PreciseBase, TrainerCallback):
     """Recalibrate BatchNorm statistics on training data before each evaluation and at the end of training.
 
     >>> from traineval.integrations.transformers import PreciseBatchNorm
@@ -102,42 +100,23 @@ class PreciseBatchNorm(TrainerCallback):
         forward: Callable[[nn.Module, Any], Any] | None = None,
         at_train_end: bool = True,
     ) -> None:
-        self.num_batches = _common.positive_int(num_batches, "num_batches", allow_none=True)
+        self._setup_precise(num_batches, order, dropout, forward, at_train_end)
         self.every_n_evals = _common.positive_int(every_n_evals, "every_n_evals")
-        self.order = _common.choice(order, "order", _common.ORDERS)
-        self.dropout = _common.choice(dropout, "dropout", _common.DROPOUT)
         if data is not None and (isinstance(data, (torch.Tensor, str, bytes)) or not isinstance(data, Iterable)):
             raise TraineValTypeError(f"expected an iterable of batches for data, got {describe_value(data)}")
         self.data = data
-        self.forward = _common.optional_callable(forward, "forward", "forward(model, batch)")
-        if not isinstance(at_train_end, bool):
-            raise TraineValTypeError(f"expected True or False for at_train_end, got {describe_value(at_train_end)}")
         self.at_train_end = at_train_end
-        self.reports: list[te.RecalibrationReport] = []
-        self._norms: list[nn.Module] = []
-        self._train_flags: list[bool] | None = None
-        self._trained = False
         self._evals = 0
         self._done_step = -1
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: nn.Module | None = None, **kw: Any) -> None:
         """Find the normalisation layers."""
-        self._norms = _common.norm_layers(model) if model is not None else []
-        self._train_flags, self._trained, self._evals, self._done_step = None, False, 0, -1
-        if not self._norms and _is_main(args):
-            warnings.warn(
-                f"PreciseBatchNorm: {type(model).__name__} has no normalisation layer with running statistics; "
-                "the callback does nothing",
-                TraineValWarning,
-                stacklevel=2,
-            )
+        self._begin(model, _is_main(args))
+        self._evals, self._done_step = 0, -1
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         """Remember the training modes; recalibrate if the Trainer evaluates after this step."""
-        if not self._norms:
-            return
-        self._train_flags = [m.training for m in self._norms]
-        self._trained = True
+        self._saw_training()
         self._maybe(args, state, control, kw)
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -146,7 +125,7 @@ class PreciseBatchNorm(TrainerCallback):
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         """Recalibrate once more if training ran since the last recalibration."""
-        if self.at_train_end and self._trained and self._norms:
+        if self.at_train_end and self._trained:
             self._run(args, state, kw, "end of training")
 
     def _maybe(self, args: Any, state: Any, control: Any, kw: dict[str, Any]) -> None:
@@ -164,21 +143,12 @@ class PreciseBatchNorm(TrainerCallback):
                 "PreciseBatchNorm did not receive the model and the training dataloader from the Trainer; "
                 "pass data= to the callback"
             )
-        flags = self._train_flags or [True] * len(self._norms)
-        kept = [m for m, flag in zip(self._norms, flags, strict=False) if not flag]
-        report = _common.recalibrate(
-            model, _common.fresh_loader(data), num_batches=self.num_batches, forward=self.forward,
-            dropout=self.dropout, order=self.order, kept_in_eval=kept,
-        )
-        self.reports.append(report)
-        self._trained = False
+        self._recalibrate(model, data, self.forward, _is_main(args), f"step {state.global_step}, {when}")
         self._done_step = state.global_step
-        if _is_main(args):
-            _common.log_report(report, f"step {state.global_step}, {when}")
 
 
 # ------------------------------------------------------------------------------ ModeGuard
-class ModeGuard(TrainerCallback):
+class ModeGuard(_common.GuardBase, TrainerCallback):
     """Run ``te.guard`` over the model during ``trainer.train()``; report mode bugs as they happen.
 
     >>> from traineval.integrations.transformers import ModeGuard
@@ -209,40 +179,14 @@ class ModeGuard(TrainerCallback):
         summaries: one ``te.GuardSummary`` per finished ``train()``.
     """
 
-    def __init__(
-        self,
-        on: Any = "warn",
-        rules: str | Iterable[str] | None = None,
-        *,
-        allow: str | Iterable[str] = (),
-        once: bool = True,
-        min_batchnorm_values: int = 16,
-        tracing: str = "auto",
-    ) -> None:
-        self.options = {
-            "on": on, "rules": rules, "allow": allow, "once": once,
-            "min_batchnorm_values": min_batchnorm_values, "tracing": tracing,
-        }
-        _common.check_guard_options(**self.options)
-        self.guard: te.Guard | None = None
-        self.summaries: list[te.GuardSummary] = []
-        self._done: list[te.Diagnostic] = []
-        self._finalizer: Any = None
-
-    @property
-    def diagnostics(self) -> list[te.Diagnostic]:
-        """Every finding delivered so far, in order."""
-        live = self.guard.diagnostics if self.guard is not None else []
-        return [*self._done, *live]
+    _finalizer: Any = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: nn.Module | None = None, **kw: Any) -> None:
         """Start guarding the model."""
         self.remove()
         if model is None:
             raise TraineValValueError("ModeGuard did not receive the model from the Trainer")
-        guard = te.guard(model, name=type(model).__name__, **self.options)
-        self.guard = guard
-        self._finalizer = weakref.finalize(self, guard.remove)
+        self._finalizer = weakref.finalize(self, self._start_guard(model).remove)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         """Stop guarding; keep the summary."""
@@ -250,18 +194,14 @@ class ModeGuard(TrainerCallback):
 
     def remove(self) -> None:
         """Remove the guard now (idempotent); its findings stay in :attr:`diagnostics`."""
-        guard, self.guard = self.guard, None
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
-        if guard is not None:
-            guard.remove()
-            self._done.extend(guard.diagnostics)
-            self.summaries.append(guard.summary())
+        self._stop_guard()
 
 
 # --------------------------------------------------------------------------- EvalContract
-class EvalContract(TrainerCallback):
+class EvalContract(_common.ContractBase, TrainerCallback):
     """Check the eval contract (``te.check``) once when training begins; stop it with the report when it fails.
 
     >>> import torch
@@ -291,32 +231,8 @@ class EvalContract(TrainerCallback):
         report: the ``te.ContractReport`` of the last check.
     """
 
-    def __init__(
-        self,
-        example: Any,
-        *,
-        forward: Callable[[nn.Module, Any], Any] | None = None,
-        fail_on: str = "error",
-        **check_kwargs: Any,
-    ) -> None:
-        if example is None:
-            raise TraineValValueError("EvalContract needs example= model inputs (a batch of at least 2 samples)")
-        self.example = example
-        self.forward = _common.optional_callable(forward, "forward", "forward(model, example)")
-        self.fail_on = fail_on
-        self.check_kwargs = _common.contract_options(fail_on, check_kwargs)
-        self.report: te.ContractReport | None = None
-
     def on_train_begin(self, args: Any, state: Any, control: Any, model: nn.Module | None = None, **kw: Any) -> None:
         """Check the contract; raise :class:`EvalContractError` when it fails."""
         if model is None:
             raise TraineValValueError("EvalContract did not receive the model from the Trainer")
-        self.report = None
-        try:
-            self.report = _common.run_contract(
-                model, self.example, forward=self.forward, fail_on=self.fail_on, check_kwargs=self.check_kwargs,
-                any_rank=_any_rank, announce=_is_main(args),
-            )
-        except EvalContractError as err:
-            self.report = err.report
-            raise
+        self._check(model, self.example, _any_rank, _is_main(args))
