@@ -465,3 +465,21 @@ def test_functional_batch_norm_without_running_stats_is_batch_dependence_not_a_m
     report = te.check(nn.Sequential(nn.Linear(4, 4), NoStatsNorm()), torch.randn(6, 4))
     assert _found(report) == {("TE211", "1")}
     assert "F.batch_norm" in report.errors[0].message
+
+
+def test_flags_of_modules_outside_the_registry_are_restored() -> None:
+    class Flipper(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.helpers = [nn.Dropout(0.2)]
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.helpers[0].eval()  # changes a flag model.eval() never reaches
+            return self.helpers[0](x)
+
+    model, x = nn.Sequential(nn.Linear(3, 3), Flipper()), torch.randn(4, 3)
+    before = _state(model)
+    assert model[1].helpers[0].training
+    assert te.check(model, x).ok
+    _assert_same_state(model, before)
+    assert model[1].helpers[0].training

@@ -63,11 +63,26 @@ class Namer:
 
     model: nn.Module
     names: dict[int, str] = field(default_factory=dict)
-    _holders: dict[int, tuple[str, str, str]] | None = None
+    holders: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    held: list[nn.Module] = field(default_factory=list)  # modules in plain containers, found up front
 
     def __post_init__(self) -> None:
-        for name, module in self.model.named_modules():
+        named = list(self.model.named_modules())
+        for name, module in named:
             self.names.setdefault(id(module), name)
+        for owner_name, owner in named:
+            prefix = f"{owner_name}." if owner_name else ""
+            for attr, value in vars(owner).items():
+                if attr.startswith("_") or not isinstance(value, (list, tuple, dict, set, frozenset)):
+                    continue
+                items = value.items() if isinstance(value, dict) else enumerate(value)
+                for k, v in items:
+                    if not isinstance(v, nn.Module) or id(v) in self.names or id(v) in self.holders:
+                        continue
+                    index = "" if isinstance(value, (set, frozenset)) else (
+                        f"[{k!r}]" if isinstance(value, dict) else f"[{k}]")
+                    self.holders[id(v)] = (f"{prefix}{attr}{index}", f"{prefix}{attr}", type(value).__name__)
+                    self.held.append(v)
 
     def registered(self, module: nn.Module) -> bool:
         return id(module) in self.names
@@ -75,22 +90,7 @@ class Namer:
     def holder(self, module: nn.Module) -> tuple[str, str, str] | None:
         """``(path, container path, container type)`` of the plain list/tuple/dict/set attribute
         holding ``module``, e.g. ``("head.bns[0]", "head.bns", "list")``."""
-        if self._holders is None:
-            self._holders = {}
-            for owner_name, owner in self.model.named_modules():
-                prefix = f"{owner_name}." if owner_name else ""
-                for attr, value in vars(owner).items():
-                    if attr.startswith("_") or not isinstance(value, (list, tuple, dict, set, frozenset)):
-                        continue
-                    items = value.items() if isinstance(value, dict) else enumerate(value)
-                    for k, v in items:
-                        if isinstance(v, nn.Module) and id(v) not in self.names:
-                            index = f"[{k!r}]" if isinstance(value, dict) else f"[{k}]"
-                            if isinstance(value, (set, frozenset)):
-                                index = ""
-                            self._holders.setdefault(
-                                id(v), (f"{prefix}{attr}{index}", f"{prefix}{attr}", type(value).__name__))
-        return self._holders.get(id(module))
+        return self.holders.get(id(module))
 
     def path(self, module: nn.Module, parent_path: str | None) -> str:
         name = self.names.get(id(module))

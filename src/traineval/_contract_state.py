@@ -70,6 +70,7 @@ class StateLedger:
             for k, v in vars(module).items()
             if not k.startswith("_") and k != "training" and isinstance(v, _SIMPLE)
         }
+        attrs["training"] = module.training  # restored only on request (see restore)
         self._seen[id(module)] = (module, params, buffers, attrs)
         self._order.append(id(module))
 
@@ -101,8 +102,9 @@ class StateLedger:
                 out.extend(Change(module, name, "added") for name in store if name not in saved)
         return out
 
-    def restore(self) -> None:
-        """Put every tensor object and value back, drop added ones, restore simple attributes."""
+    def restore(self, *, modes: bool = False) -> None:
+        """Put every tensor object and value back, drop added ones, restore simple attributes
+        (and, with ``modes=True``, every module's ``training`` flag as first seen)."""
         with torch.no_grad():
             for key in self._order:
                 module, params, buffers, attrs = self._seen[key]
@@ -116,6 +118,8 @@ class StateLedger:
                             obj.detach().copy_(clone)
                 current = vars(module)
                 for name, value in attrs.items():
+                    if name == "training" and not modes:
+                        continue
                     if current.get(name, _MISSING) is not value:
                         object.__setattr__(module, name, value)
 

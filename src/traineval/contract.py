@@ -256,11 +256,13 @@ def check(
     modes, rng = ModeSnapshot((model,)), RngState()
     s = _Session(model, n, selected, atol, rtol, gap_threshold)
     s.ledger.add_tree(model)
+    for held in s.namer.held:  # modules in plain lists/dicts: model.eval() does not reach them, we do
+        s.ledger.add_tree(held)
     try:
         return _run_checks(s, model, example, forward, batch_dim, train_checks)
     finally:
         try:
-            s.ledger.restore()
+            s.ledger.restore(modes=True)  # modules outside the registry too; ModeSnapshot then applies pins
         finally:
             modes.restore()
             rng.restore()
