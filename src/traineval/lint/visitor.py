@@ -428,25 +428,21 @@ class FileVisitor(ast.NodeVisitor):
             if k and isinstance(target, ast.Name):
                 self.cur.param_loops[target.id] = k
 
-    def visit_If(self, node: ast.If) -> None:
+    def _gated_branches(self, node: ast.If | ast.IfExp) -> None:
+        """``if``/``x if c else y``: both branches count as gated when the test reads a training flag."""
         self.visit(node.test)
         gated = mentions_training(node.test)
         self.gate += gated
         try:
-            self._body(node.body)
-            self._body(node.orelse)
+            for branch in (node.body, node.orelse):
+                if isinstance(branch, list):
+                    self._body(branch)
+                else:
+                    self.visit(branch)
         finally:
             self.gate -= gated
 
-    def visit_IfExp(self, node: ast.IfExp) -> None:
-        self.visit(node.test)
-        gated = mentions_training(node.test)
-        self.gate += gated
-        try:
-            self.visit(node.body)
-            self.visit(node.orelse)
-        finally:
-            self.gate -= gated
+    visit_If = visit_IfExp = _gated_branches
 
     def visit_Expr(self, node: ast.Expr) -> None:
         from traineval.lint.rules import check_expr
