@@ -21,6 +21,16 @@ def _seed(text: str) -> int:
     return value
 
 
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 thread, got {value}")
+    return value
+
+
 def configure_demo(parser: argparse.ArgumentParser) -> None:
     """Add the demo's options to its subcommand parser."""
     parser.description = (
@@ -33,6 +43,8 @@ def configure_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller data and shorter training (seconds)")
     parser.add_argument("--seed", type=_seed, default=0, metavar="N",
                         help="seed of the data, the training and every measurement (default: 0)")
+    parser.add_argument("--threads", type=_threads, default=1, metavar="N",
+                        help="CPU threads for torch (default: 1 — the models are small; results depend on N)")
     parser.add_argument("--json", action="store_true",
                         help="print results.json to stdout instead of the table (progress stays on stderr)")
     parser.add_argument("--no-progress", action="store_true", help="do not show training progress on stderr")
@@ -60,7 +72,7 @@ def run_demo(args: argparse.Namespace) -> int:
         have_plots = True
     except ImportError:
         have_plots = False
-    config = DemoConfig.make(quick=args.quick, seed=args.seed)
+    config = DemoConfig.make(quick=args.quick, seed=args.seed, threads=args.threads)
     show = not args.no_progress
     err = sys.stderr
     if show:

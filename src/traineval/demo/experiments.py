@@ -291,7 +291,7 @@ def c2_training_mode(ctx: Context, norm: dict[str, Any], drop: dict[str, Any]) -
     """C2: in training mode BatchNorm normalises with the batch's statistics and Dropout drops units."""
     t = norm["train"]
     bn_ok = t["vs_batch_stats"] < 1e-4 and t["vs_running_stats_min"] > 1e-2
-    drop_ok = _binomial_ok(drop["dropped"], drop["units"], drop["p"])
+    drop_ok = drop["dropped"] > 0 and _binomial_ok(drop["dropped"], drop["units"], drop["p"])
     return Claim(
         "C2",
         "training mode: batch statistics, dropped units",
@@ -347,7 +347,8 @@ def c3_eval_mode(ctx: Context, norm: dict[str, Any]) -> Claim:
         f"eval outputs match running-statistics normalisation to {e['vs_running_stats']:.1e}; "
         f"test passes left every buffer bit-identical ({'yes' if fixed else 'NO'}). Running stats vs whole-data "
         f"stats: mean off by up to {mean_b:.3f} std, variance by up to {var_b:.1%}; after "
-        f"te.recalibrate_batchnorm: {mean_a:.1e} std, {var_a:.1e} (test accuracy {acc_before:.1%} → {acc_after:.1%})"
+        f"te.recalibrate_batchnorm: {mean_a:.1e} std and {var_a:.1e} relative (float32 rounding); test accuracy "
+        f"{acc_before:.1%} → {acc_after:.1%}"
     )
     # The EMA "differs" from whole-data statistics when recalibration closes most of the gap.
     ema_differs = (mean_b > 4 * mean_a and mean_b > 1e-4) or (var_b > 4 * var_a and var_b > 1e-4)
@@ -542,6 +543,7 @@ def c6_small_batches(ctx: Context) -> Claim:
             "accuracy_train_mode": [acc_train[b] for b in sizes],
             "accuracy_eval_mode": [acc_eval[b] for b in sizes],
             "images": n,
+            "classes": int(ctx.cnn.fc.out_features),
             "autoencoder_colour_shift_255": shift,
             "autoencoder_mse": mse,
         },

@@ -62,15 +62,16 @@ def _batch_size_panel(ax: Any, c6: Claim) -> None:
             label="model.eval()")
     ax.plot(sizes, [a * 100 for a in v["accuracy_train_mode"]], "s--", color=TRAIN_COLOUR, lw=2,
             label="left in model.train()")
-    ax.axhline(100 / 8, color=GREY, lw=1, ls=":")
-    ax.text(sizes[-1], 100 / 8 + 2, "chance (8 classes)", color=GREY, ha="right", va="bottom", fontsize=8)
+    chance = 100 / v["classes"]
+    ax.axhline(chance, color=GREY, lw=1, ls=":")
+    ax.text(sizes[-1], chance - 2, f"chance ({v['classes']} classes)", color=GREY, ha="right", va="top", fontsize=8)
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes, [str(s) for s in sizes])
     ax.set_ylim(0, 105)
     ax.set_xlabel("test batch size")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("C6: accuracy vs test batch size")
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 0.14))
 
 
 def _autoencoder_grid(fig: Any, spec: Any, c6: Claim, columns: int = 8, with_big_batch: bool = True) -> None:
@@ -78,6 +79,7 @@ def _autoencoder_grid(fig: Any, spec: Any, c6: Claim, columns: int = 8, with_big
     if with_big_batch:
         rows.append(("train(),\nbatch of 64", "ae_train64"))
     grid = spec.subgridspec(len(rows), columns, wspace=0.05, hspace=0.08)
+    top_row = []
     for r, (label, key) in enumerate(rows):
         images = c6.plot[key]
         for col in range(min(columns, len(images))):
@@ -90,8 +92,11 @@ def _autoencoder_grid(fig: Any, spec: Any, c6: Claim, columns: int = 8, with_big
                 ax.spines[side].set_visible(False)
             if col == 0:
                 ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
-            if r == 0 and col == columns // 2 - 1:
-                ax.set_title("C6: an autoencoder with BatchNorm — colours at batch size 1", loc="left", x=-1.2)
+            if r == 0:
+                top_row.append(ax)
+    left, right = top_row[0].get_position(), top_row[-1].get_position()
+    fig.text((left.x0 + right.x1) / 2, left.y1 + 0.02, "C6: an autoencoder with BatchNorm — colours at batch size 1",
+             ha="center", va="bottom", fontsize=11, fontweight="bold")
 
 
 # ----------------------------------------------------------------------------- figures
@@ -104,7 +109,7 @@ def fig_batch_size(plt: Any, claims: dict[str, Claim]) -> Any:
 
 def fig_autoencoder(plt: Any, claims: dict[str, Claim]) -> Any:
     c6 = claims["C6"]
-    fig = plt.figure(figsize=(7.2, 4.2))
+    fig = plt.figure(figsize=(7.2, 4.4))
     spec = fig.add_gridspec(1, 1, left=0.14, right=0.99, top=0.9, bottom=0.08)
     _autoencoder_grid(fig, spec[0], c6)
     shift = c6.values["autoencoder_colour_shift_255"]

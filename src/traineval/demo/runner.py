@@ -25,14 +25,20 @@ class DemoConfig:
     train_images: int = 4096
     test_images: int = 1024
     epochs: int = 8
+    max_lr: float = 6e-3
     sweep_images: int = 512
     ae_images: int = 2048
     ae_epochs: int = 6
     repeats: int = 20
+    threads: int = 1
 
     @classmethod
-    def make(cls, *, quick: bool = False, seed: int = 0) -> DemoConfig:
-        """The default or the ``--quick`` configuration for ``seed``.
+    def make(cls, *, quick: bool = False, seed: int = 0, threads: int = 1) -> DemoConfig:
+        """The default or the ``--quick`` configuration for ``seed``, run on ``threads`` CPU threads.
+
+        One thread is the default: these tensors are small, so more threads gain little, while on
+        a busy machine torch's worker threads can wait on each other many times over; and the
+        numbers do not depend on how many cores the machine has.
 
         >>> DemoConfig.make(quick=True).epochs < DemoConfig.make().epochs
         True
@@ -41,10 +47,14 @@ class DemoConfig:
             raise TraineValTypeError(f"expected an int for seed, got {type(seed).__name__}")
         if not 0 <= seed < 2**31:
             raise TraineValValueError(f"seed must be in [0, 2**31), got {seed}")
+        if isinstance(threads, bool) or not isinstance(threads, int):
+            raise TraineValTypeError(f"expected an int for threads, got {type(threads).__name__}")
+        if threads < 1:
+            raise TraineValValueError(f"threads must be at least 1, got {threads}")
         if quick:
-            return cls(seed=seed, quick=True, train_images=1536, test_images=512, epochs=4, sweep_images=256,
-                       ae_images=768, ae_epochs=4, repeats=10)
-        return cls(seed=seed)
+            return cls(seed=seed, quick=True, train_images=1536, test_images=512, epochs=4, max_lr=2e-2,
+                       sweep_images=256, ae_images=768, ae_epochs=4, repeats=10, threads=threads)
+        return cls(seed=seed, threads=threads)
 
 
 @dataclass
@@ -95,7 +105,15 @@ def run(config: DemoConfig, progress: Progress | None = None) -> DemoResults:
     ['C1', 'C2', 'C3', 'C4', 'C5', 'C6', 'C7', 'C8', 'T1', 'T2']
     """
     progress = progress or Progress(enabled=False)
-    cfg = config
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _run(config, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: DemoConfig, progress: Progress) -> DemoResults:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         progress.note(f"generating {cfg.train_images + cfg.test_images} shape images and "
@@ -105,7 +123,7 @@ def run(config: DemoConfig, progress: Progress | None = None) -> DemoResults:
         ae_train = blobs_dataset(cfg.ae_images, seed=cfg.seed * 10 + 3)
         ae_test = blobs_dataset(64, seed=cfg.seed * 10 + 4)
         cnn, cnn_log = train_classifier(x_train, y_train, x_test, y_test, epochs=cfg.epochs, seed=cfg.seed,
-                                        progress=progress)
+                                        max_lr=cfg.max_lr, progress=progress)
         ae, ae_log = train_autoencoder(ae_train, ae_test, epochs=cfg.ae_epochs, seed=cfg.seed, progress=progress)
         ctx = ex.Context(cnn=cnn, autoencoder=ae, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
                          ae_test=ae_test, seed=cfg.seed, sweep_images=min(cfg.sweep_images, cfg.test_images),

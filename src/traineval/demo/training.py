@@ -44,6 +44,7 @@ def train_classifier(
     epochs: int,
     seed: int,
     progress: Progress,
+    max_lr: float = 6e-3,
     batch_size: int = 64,
 ) -> tuple[DemoCNN, TrainingLog]:
     """Train :class:`DemoCNN` with AdamW and a one-cycle schedule; the test accuracy is logged per epoch."""
@@ -51,8 +52,8 @@ def train_classifier(
     model = DemoCNN()
     gen = torch.Generator().manual_seed(seed + 1)
     steps_per_epoch = len(x) // batch_size
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=6e-3, total_steps=epochs * steps_per_epoch)
+    opt = torch.optim.AdamW(model.parameters(), lr=max_lr / 2, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=epochs * steps_per_epoch)
     progress.start("training the CNN (BatchNorm + Dropout) on coloured shapes", epochs * steps_per_epoch)
     per_epoch: list[float] = []
     loss_sum = 0.0

@@ -1,0 +1,316 @@
+"""``traineval demo``: the real executable on the quick run, plus the pieces against independent truth.
+
+The two quick runs (one with matplotlib, one with matplotlib blocked and ``--json``) are shared
+by the tests through module-scoped fixtures; everything else works on tiny models and data.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+import traineval as te
+from traineval.demo import experiments as ex
+from traineval.demo.data import CLASS_NAMES, blobs_dataset, shapes_dataset
+from traineval.demo.figures import FIGURES
+from traineval.demo.models import ColourAutoencoder, DemoCNN
+
+CLAIMS = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "T1", "T2"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """In-process tests use one CPU thread, as the demo does (fast and stable on a shared machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _demo(*args: str, block_matplotlib: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    if block_matplotlib:
+        code = ("import sys; sys.modules['matplotlib'] = None; from traineval.cli import main; "
+                f"raise SystemExit(main({['demo', *args]!r}))")
+        cmd = [sys.executable, "-c", code]
+    else:
+        cmd = [sys.executable, "-m", "traineval", "demo", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path, dict]:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    proc = _demo("--quick", "--seed", "0", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, out, json.loads((out / "results.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def quick_again(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The same quick run without matplotlib, printing JSON: same numbers, no figures."""
+    out = tmp_path_factory.mktemp("demo2") / "out"
+    proc = _demo("--quick", "--seed", "0", "--out", str(out), "--json", block_matplotlib=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, out
+
+
+def _claims(results: dict) -> dict[str, dict]:
+    return {c["id"]: c for c in results["claims"]}
+
+
+# ------------------------------------------------------------------ the quick run, end to end
+def test_quick_run_reports_every_claim_with_the_expected_verdict(quick):
+    proc, _, results = quick
+    claims = _claims(results)
+    assert list(claims) == CLAIMS
+    verdicts = {cid: c["verdict"] for cid, c in claims.items()}
+    # the article is imprecise on C3 (EMA, not whole-data statistics) and C7 (inverted dropout)
+    assert verdicts == {cid: ("differs" if cid in ("C3", "C7") else "holds") for cid in CLAIMS}
+    for cid in CLAIMS:
+        assert cid in proc.stdout
+        assert claims[cid]["measurement"] and claims[cid]["exact"] and claims[cid]["article"]
+    assert "8 hold, 2 differ" in proc.stdout
+    assert "epoch 1/" in proc.stderr  # progress is visible while training
+
+
+def test_eval_outputs_identical_train_outputs_differ(quick):
+    c5 = _claims(quick[2])["C5"]["values"]
+    assert c5["eval"]["identical_calls"] is True
+    assert c5["eval"]["max_prob_range"] == 0
+    assert c5["eval"]["inputs_with_changing_prediction"] == 0
+    assert c5["train"]["identical_calls"] is False
+    assert c5["train"]["max_prob_range"] > 0.05
+
+
+def test_train_mode_accuracy_at_batch_size_one_is_well_below_eval(quick):
+    c6 = _claims(quick[2])["C6"]["values"]
+    sizes, train, ev = c6["batch_sizes"], c6["accuracy_train_mode"], c6["accuracy_eval_mode"]
+    assert sizes[0] == 1 and sizes[-1] >= 64
+    assert train[0] < ev[0] - 0.2
+    assert train[0] < 0.5 * train[-1]  # the damage is from the small batch, not from training mode per se
+    # eval mode does not depend on the batch size (at most one image flips through float rounding)
+    assert max(ev) - min(ev) <= 1 / c6["images"] + 1e-9
+    shift = c6["autoencoder_colour_shift_255"]
+    assert shift["train_batch_1"] > 2 * shift["eval"]
+    assert shift["train_batch_1"] > shift["train_batch_64"]
+
+
+def test_running_statistics_change_in_train_passes_only(quick):
+    results = quick[2]
+    c4 = _claims(results)["C4"]["values"]
+    n_test = results["config"]["test_images"]
+    assert c4["eval_pass_unchanged"] is True
+    for key, batches in (("train_pass_batch_64", math.ceil(n_test / 64)), ("train_pass_batch_1", n_test)):
+        run = c4[key]
+        assert run["batches_counted"] == batches
+        assert run["mean_shift_std"] > 0 and run["var_change_rel"] > 0
+        assert run["weights_unchanged"] is True
+    # batches of one estimate the variance from one image: the running variance is hit far harder
+    assert c4["train_pass_batch_1"]["var_change_rel"] > 5 * c4["train_pass_batch_64"]["var_change_rel"]
+    t2 = _claims(results)["T2"]["values"]
+    assert t2["training_flag_under_no_grad"] is True and t2["running_stats_changed"] is True
+
+
+def test_dropout_rate_within_binomial_tolerance_and_inverted_scaling(quick):
+    c7 = _claims(quick[2])["C7"]["values"]
+    p, n = c7["p"], c7["units"]
+    sigma = math.sqrt(p * (1 - p) / n)
+    assert abs(c7["drop_rate"] - p) < 5 * sigma
+    assert c7["kept_value"] == pytest.approx(1 / (1 - p), abs=1e-6)
+    assert c7["eval_identity"] is True
+    assert abs(c7["dropped_in_both_calls"] - p * p) < 5 * math.sqrt(p * p * (1 - p * p) / n)
+    assert c7["cnn_kept_scale"] == pytest.approx([2.0, 2.0], abs=1e-4)
+    c2 = _claims(quick[2])["C2"]["values"]
+    m = c2["dropout_units"]
+    assert abs(c2["dropout_rate"] - c2["dropout_p"]) < 5 * math.sqrt(0.25 / m)
+
+
+def test_batchnorm_statistics_measurements(quick):
+    claims = _claims(quick[2])
+    c2, c3 = claims["C2"]["values"], claims["C3"]["values"]
+    assert c2["bn_max_error_vs_batch_stats"] < 1e-4 < c2["bn_min_error_vs_running_stats"]
+    assert c3["eval_max_error_vs_running_stats"] < 1e-4 < c3["eval_min_error_vs_batch_stats"]
+    assert c3["buffers_unchanged_by_eval_passes"] is True
+    for layer, before in c3["gap_before"].items():
+        after = c3["gap_after_recalibration"][layer]
+        assert after["mean_gap_std"] < 1e-3 and after["var_gap_rel"] < 1e-3  # float32 vs float64 reference
+        assert before["var_gap_rel"] > 10 * after["var_gap_rel"]
+
+
+def test_t1_functional_dropout_trap_and_te_check(quick):
+    t1 = _claims(quick[2])["T1"]["values"]
+    assert t1["calls_differ"] is True and t1["fixed_is_identity"] is True
+    assert 0.4 < t1["eval_drop_rate"] < 0.6
+    assert "TE214" in t1["te_check_codes_trap"]
+    assert t1["te_check_codes_fixed"] == []
+
+
+def test_figures_are_valid_nontrivial_pngs(quick):
+    from matplotlib.image import imread
+
+    out = quick[1]
+    for name in FIGURES:
+        path = out / name
+        assert path.read_bytes()[:8] == PNG_MAGIC, name
+        img = imread(path)
+        h, w = img.shape[:2]
+        assert h >= 300 and w >= 500, (name, img.shape)
+        rgb = img[..., :3].reshape(-1, 3)
+        assert float(rgb.std()) > 0.05, name  # not a blank canvas
+        colours = {tuple(px) for px in (rgb[:: max(1, len(rgb) // 20000)] * 255).round().astype(int).tolist()}
+        assert len(colours) > 30, name
+
+
+def test_report_html_is_self_contained(quick):
+    out = quick[1]
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == len(FIGURES)
+    assert 'src="http' not in page and "src='http" not in page
+    for cid in CLAIMS:
+        assert f"id='{cid}'" in page
+
+
+def test_same_seed_gives_identical_results_json_without_matplotlib(quick, quick_again):
+    _, out1, _ = quick
+    proc2, out2 = quick_again
+    assert (out1 / "results.json").read_bytes() == (out2 / "results.json").read_bytes()
+    assert json.loads(proc2.stdout) == json.loads((out2 / "results.json").read_text(encoding="utf-8"))
+    # without matplotlib: measured all the same, told how to install it, no figures
+    assert "pip install 'traineval[demo]'" in proc2.stderr
+    assert not list(out2.glob("*.png"))
+    assert "Figures were skipped" in (out2 / "report.html").read_text(encoding="utf-8")
+
+
+def test_cli_out_is_a_file(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    proc = _demo("--out", str(afile))
+    assert proc.returncode == 2
+    assert f"--out {afile} is a file; pass a folder" in proc.stderr and "Traceback" not in proc.stderr
+    assert afile.read_text() == "x"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--seed", "-3"], "expected a seed in [0, 2147483647], got -3"),
+    (["--seed", "x"], "expected a whole number, got 'x'"),
+    (["--threads", "0"], "expected at least 1 thread, got 0"),
+])
+def test_cli_bad_options(args, message, capsys, tmp_path):
+    from traineval.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--out", str(tmp_path / "never"), *args])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+
+
+# ------------------------------------------------------------------------------ the pieces
+def test_shapes_dataset_deterministic_balanced_and_seed_dependent():
+    x, y = shapes_dataset(80, seed=3)
+    x2, y2 = shapes_dataset(80, seed=3)
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert not torch.equal(x, shapes_dataset(80, seed=4)[0])
+    assert torch.bincount(y, minlength=len(CLASS_NAMES)).tolist() == [10] * len(CLASS_NAMES)
+    assert float(x.min()) >= 0 and float(x.max()) <= 1
+    # colour is not the label: mean colour per class is close to the overall mean colour
+    per_class = torch.stack([x[y == k].mean((0, 2, 3)) for k in range(len(CLASS_NAMES))])
+    assert float((per_class - x.mean((0, 2, 3))).abs().max()) < 0.2
+    state = torch.get_rng_state()
+    blobs_dataset(4, seed=0)
+    assert torch.equal(state, torch.get_rng_state())  # the global RNG is left alone
+
+
+def _tiny_context(p: float = 0.5) -> ex.Context:
+    torch.manual_seed(0)
+    x, y = shapes_dataset(96, seed=1)
+    xt, yt = shapes_dataset(64, seed=2)
+    cnn = DemoCNN(p=p)
+    with te.training(cnn), torch.no_grad():  # give the running statistics some history
+        for i in range(0, 96, 32):
+            cnn(x[i:i + 32])
+    return ex.Context(cnn=cnn.eval(), autoencoder=ColourAutoencoder().eval(), x_train=x, y_train=y, x_test=xt,
+                      y_test=yt, ae_test=blobs_dataset(8, seed=3), seed=0, sweep_images=16, repeats=3)
+
+
+def test_population_statistics_match_an_independent_reference():
+    ctx = _tiny_context()
+    pop = ex.population_statistics(ctx.cnn, ctx.x_train)
+    # first BatchNorm: its input is the first convolution's output, whatever the mode
+    conv = ctx.cnn.features[0][0]
+    with torch.no_grad():
+        first = nn.functional.conv2d(ctx.x_train.double(), conv.weight.double(), None, conv.stride, conv.padding)
+    flat = first.transpose(0, 1).reshape(first.shape[1], -1)
+    mean0, var0 = pop["features.0.1"]
+    torch.testing.assert_close(mean0, flat.mean(1))
+    torch.testing.assert_close(var0, flat.var(1, unbiased=True))
+    # every layer: what te.recalibrate_batchnorm(order="layerwise") computes, a separate implementation
+    recal = copy.deepcopy(ctx.cnn).double()
+    te.recalibrate_batchnorm(recal, [ctx.x_train.double()[i:i + 32] for i in range(0, 96, 32)],
+                             order="layerwise", progress=False)
+    gaps = ex.stats_gap(recal, pop)
+    assert gaps["features.0.1"]["mean_gap_std"] < 1e-10 and gaps["features.0.1"]["var_gap_rel"] < 1e-10
+    # deeper layers: the reference's upstream layers normalise with the biased whole-data variance
+    # (training mode), eval mode with the unbiased one: a factor n/(n-1), n = 96*16*16 values here
+    n = 96 * 16 * 16
+    assert max(g["mean_gap_std"] for g in gaps.values()) < 4 / n
+    assert max(g["var_gap_rel"] for g in gaps.values()) < 4 / n
+
+
+def test_experiments_leave_the_trained_models_untouched():
+    ctx = _tiny_context()
+    cnn_state = copy.deepcopy(ctx.cnn.state_dict())
+    ae_state = copy.deepcopy(ctx.autoencoder.state_dict())
+    modes = te.modes(ctx.cnn)
+    rng = torch.get_rng_state()
+    norm = ex._normalisation_errors(ctx)
+    drop = ex._dropout_in_model(ctx)
+    claims = [ex.c1_two_modes(ctx), ex.c2_training_mode(ctx, norm, drop), ex.c3_eval_mode(ctx, norm),
+              ex.c4_state_change(ctx), ex.c5_output_spread(ctx), ex.c6_small_batches(ctx),
+              ex.c7_dropout(ctx, drop), ex.c8_rule_of_thumb(ctx), ex.t1_functional_dropout(ctx), ex.t2_no_grad(ctx)]
+    assert [c.id for c in claims] == CLAIMS
+    for k, v in ctx.cnn.state_dict().items():
+        assert torch.equal(v, cnn_state[k]), k
+    for k, v in ctx.autoencoder.state_dict().items():
+        assert torch.equal(v, ae_state[k]), k
+    assert te.modes(ctx.cnn) == modes
+    del rng  # experiments reseed the global RNG; runner.run restores it (tested below)
+    json.dumps([c.to_json() for c in claims])  # JSON-ready
+
+
+def test_verdicts_are_computed_not_fixed():
+    # without dropout, training-mode outputs for the same batch are deterministic: C5 must not "hold"
+    ctx = _tiny_context(p=0.0)
+    assert ex.c5_output_spread(ctx).verdict == ex.FAILS
+    drop = ex._dropout_in_model(ctx)
+    assert ex.c2_training_mode(ctx, ex._normalisation_errors(ctx), drop).verdict == ex.FAILS
+
+
+def test_runner_restores_global_rng_and_is_deterministic():
+    from traineval.demo.runner import DemoConfig, run
+
+    cfg = DemoConfig(train_images=64, test_images=64, epochs=1, sweep_images=8, ae_images=32, ae_epochs=1,
+                     repeats=2)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a = run(cfg).to_json()
+    assert torch.equal(state, torch.get_rng_state())
+    assert a == run(cfg).to_json()
+
+
+def test_config_rejects_bad_seeds():
+    from traineval.demo.runner import DemoConfig
+
+    with pytest.raises(TypeError, match="expected an int for seed"):
+        DemoConfig.make(seed="1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*31\)"):
+        DemoConfig.make(seed=-1)
