@@ -32,7 +32,8 @@ import torch
 import torch.nn as nn
 
 from traineval import _pins
-from traineval._contract_runs import Call, Divergence, Namer, Probe, sensitivity, why_eval, why_training
+from traineval._contract_explain import coverage_findings, culprit, functional_findings, gap_findings, state_findings
+from traineval._contract_runs import Divergence, Namer, Probe, sensitivity, why_eval
 from traineval._contract_state import RngState, StateLedger
 from traineval._contract_tree import MISMATCH, batch_size, difference, flatten, sample_dim, take
 from traineval.diagnostics import Diagnostic, Severity, make
@@ -291,8 +292,8 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
     ref = Probe(s, "ref")
     out_ref = run(ref, example, SEED_A, "eval forward of the example batch")
     ref_leaves = flatten(out_ref)
-    coverage = _coverage(s, ref, findings)
-    _functional(s, ref, findings)
+    coverage = coverage_findings(s, ref, findings)
+    functional_findings(s, ref, findings)
 
     # C5: deterministic in eval
     rep = Probe(s, "repeat")
@@ -304,7 +305,7 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
         checks["deterministic in eval"] = "passed"
     else:
         path, delta = diff
-        where, module_type, reason, explained = _culprit(s, rep.first, "random", coverage, ref)
+        where, module_type, reason, explained = culprit(s, rep.first, "random", coverage, ref)
         code = "TE217" if explained else "TE210"
         if not (explained and any(d.code == "TE217" and d.where == where for d in findings)):
             findings.append(make(code, where=where, module=where or "<model>", type=module_type, reason=reason,
@@ -361,7 +362,7 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
     if worst is None:
         checks["batch-independent in eval"] = "passed" if out_dims else "not checked: no output has a batch dimension"
     else:
-        where, module_type, reason, explained = _culprit(s, first, "batch", coverage, ref)
+        where, module_type, reason, explained = culprit(s, first, "batch", coverage, ref)
         # random eval outputs make every comparison differ: only a module that parts *before* the
         # randomness enters (in execution order) is evidence of batch dependence
         caused_by_randomness = random_eval and (
@@ -377,7 +378,7 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
 
     # C4: state unchanged by eval
     changes = s.ledger.changes()
-    _state_findings(s, changes, ref.calls, findings)
+    state_findings(s, changes, ref.calls, findings)
     checks["state unchanged by eval"] = "FAILED (TE212)" if any(d.code == "TE212" for d in findings) else "passed"
     checks["mode coverage"] = "FAILED (TE213)" if any(d.code == "TE213" for d in findings) else "passed"
     checks["no functional dropout in eval"] = (
@@ -385,7 +386,7 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
     s.ledger.restore()
 
     gaps = list(s.gaps.values())
-    _gap_findings(gaps, findings)
+    gap_findings(gaps, findings)
     if s.gap_threshold is None:
         checks["BatchNorm statistics gap"] = "not measured"
     elif not gaps:
@@ -425,136 +426,6 @@ def _earlier(a: Divergence | None, b: Divergence | None) -> Divergence | None:
     if b is None:
         return a
     return b if b.order < a.order else a
-
-
-# --------------------------------------------------------------------------- explanations
-def _coverage(s: _Session, ref: Probe, findings: list[Diagnostic]) -> dict[str, str]:
-    """TE213 for every mode-sensitive module that ran in training mode; returns path -> why."""
-    out: dict[str, str] = {}
-    for call in ref.calls:
-        if not call.training or call.path in out:
-            continue
-        found = sensitivity(call.module, call.path)
-        if found is None:
-            continue
-        why = why_training(s, call.module, call.path, call.parent)
-        out[call.path] = why
-        code = "TE217" if _pins.pinned_flag(call.module) is True else "TE213"
-        findings.append(make(code, where=call.path, module=call.path or "<model>", type=found.type_name, reason=why,
-                             behaviour=f"runs in training mode during eval ({found.kind})"))
-    return out
-
-
-def _functional(s: _Session, ref: Probe, findings: list[Diagnostic]) -> None:
-    """TE214 for active functional dropout / batch_norm calls made in eval."""
-    seen: set[tuple[str | None, str]] = set()
-    for call, path in ref.functional:
-        caller = call.caller
-        if caller is not None and caller.training and sensitivity(caller, path or "") is not None:
-            continue  # follows the caller's mode; TE213 reports the caller
-        if call.mode_independent:
-            continue  # F.batch_norm without running statistics: batch statistics in both modes (TE211)
-        if (path, call.what) in seen:
-            continue
-        seen.add((path, call.what))
-        where = path if path is not None else "<forward>"
-        findings.append(make("TE214", where=where, module=where or "<model>",
-                             type=type(caller).__name__ if caller is not None else "function",
-                             call=call.what, detail=call.detail))
-
-
-def _culprit(s: _Session, div: Divergence | None, what: str, coverage: dict[str, str],
-             ref: Probe) -> tuple[str, str, str, bool]:
-    """``(where, type, reason, explained_by_policy)`` for the first divergence of a variant."""
-    if div is None:
-        return ("", type(s.model).__name__, "no module's output differs for the samples compared, so the "
-                "difference arises outside the modules' forwards (in the forward= function, or in code that "
-                "post-processes the output)", False)
-    if div.key[2] == "in":
-        if div.parent is None:
-            return ("<forward>", "function", f"the inputs of `{div.path}` already differ: the forward= function "
-                    "or the code calling the model makes them differ", False)
-        module, path = div.parent
-        own = f"in its own forward code, before it calls `{div.path}`"
-    else:
-        module, path = div.module, div.path
-        own = "in its own forward code"
-    kind = type(module).__name__
-    explained = _pins.pinned_flag(module) is True
-    if div.shapes is not None:
-        one, batch = div.shapes
-        what_shape = f"the input it passes to `{div.path}`" if div.key[2] == "in" else "its output"
-        return (path, kind, f"{what_shape} has shape {one} for one sample but {batch} for a batch of {s.n} "
-                "(a `squeeze()` that also drops a batch dimension of size 1, or a reshape with a hard-coded "
-                "batch size)", False)
-    if path in coverage:
-        return path, kind, f"it runs in training mode during eval: {coverage[path]}", explained
-    if what == "batch":
-        if isinstance(module, nn.modules.batchnorm._NormBase) and module.running_mean is None:
-            return (path, kind, f"{kind} with track_running_stats=False normalises with the statistics of the "
-                    "current batch, in eval too", False)
-        mixing = _batch_first_mismatch(module, div.input_dim if div.key[2] == "out" else None)
-        if mixing:
-            return path, kind, mixing, False
-    calls = [f"{c.what}({c.detail})" for c, p in ref.functional if p == path]
-    if calls:
-        return path, kind, f"{own} it calls {', '.join(sorted(set(calls)))} while in eval", False
-    if what == "random":
-        randoms = sorted({name for name, p in ref.random_calls if p == path})
-        drawn = f"calls {', '.join(randoms)}" if randoms else "draws random numbers"
-        return path, kind, f"{own} it {drawn} in eval", False
-    return (path, kind, f"{own} it combines samples of the batch (a statistic over the batch dimension "
-            "such as `x.mean(0)` or `x.std(0)`, a sort, softmax or attention across samples)", False)
-
-
-def _batch_first_mismatch(module: nn.Module, input_dim: int | None) -> str:
-    if input_dim is None:
-        return ""
-    if isinstance(module, (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
-                           nn.modules.rnn.RNNBase)):
-        batch_first = bool(getattr(module, "batch_first", False))
-        expected = 0 if batch_first else 1
-        if input_dim != expected:
-            return (f"it has batch_first={batch_first} and so reads dimension {expected} as the batch, but the "
-                    f"batch is in dimension {input_dim}: it treats the samples as positions of one sequence "
-                    f"and mixes them — pass batch_first={not batch_first} or transpose the input")
-    return ""
-
-
-def _state_findings(s: _Session, changes: list[Any], calls: list[Call], findings: list[Diagnostic]) -> None:
-    flags = {id(c.module): c.training for c in calls}
-    by_module: dict[int, list[Any]] = {}
-    for change in changes:
-        by_module.setdefault(id(change.module), []).append(change)
-    for group in by_module.values():
-        module = group[0].module
-        if not s.namer.registered(module) and s.namer.holder(module) is None:
-            continue  # built inside forward: thrown away after the call, not the model's state
-        path = next((c.path for c in calls if c.module is module), None)
-        if path is None:
-            path = s.namer.names.get(id(module), f"<{type(module).__name__}>")
-        what = "; ".join(f"`{c.name}` {c.how}" for c in group)
-        if flags.get(id(module)) and isinstance(module, nn.modules.batchnorm._NormBase):
-            reason = "it ran in training mode and updated its running statistics with the eval data (claim C4)"
-        elif flags.get(id(module)) and sensitivity(module, path) is not None:
-            reason = "it ran in training mode, which updates its state"
-        else:
-            reason = "its forward writes to its own parameters or buffers in eval"
-        findings.append(make("TE212", where=path, module=path or "<model>", type=type(module).__name__,
-                             changed=what, reason=reason))
-
-
-def _gap_findings(gaps: list[StatGap], findings: list[Diagnostic]) -> None:
-    never = [g for g in gaps if g.never_updated]
-    if never:
-        names = ", ".join(f"`{g.module}`" for g in never[:6])
-        names += f" and {len(never) - 6} more" if len(never) > 6 else ""
-        findings.append(make("TE215", where=never[0].module, module=never[0].module, type=never[0].type,
-                             gap=f"running statistics never updated ({len(never)} layer(s): {names})"))
-    for g in gaps:
-        if g.flagged and not g.never_updated:
-            findings.append(make("TE215", where=g.module, module=g.module, type=g.type,
-                                 gap=f"mean shift {g.mean_shift:.2f} std, scale gap x{g.scale_gap:.2f}"))
 
 
 # ---------------------------------------------------------------------------- training mode
