@@ -15,19 +15,20 @@ def fence_doctests(text: str) -> str:
     """Wrap each run of ``>>>``/``...`` lines and their output in a fenced pycon block."""
     out: list[str] = []
     in_block = False
+    indent = ""
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith(">>>"):
             if not in_block:
                 out.append("```pycon")
                 in_block = True
+                indent = line[: len(line) - len(line.lstrip())]
             out.append(stripped)
         elif in_block and stripped == "":
-            out.append("```")
-            out.append("")
+            out += ["```", ""]
             in_block = False
-        elif in_block:
-            out.append(stripped if not stripped.startswith("...") else stripped)
+        elif in_block:  # continuation or expected output: keep its indentation relative to >>>
+            out.append(line[len(indent):] if line.startswith(indent) else stripped)
         else:
             out.append(line)
     if in_block:
