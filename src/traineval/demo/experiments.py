@@ -230,14 +230,14 @@ def c1_two_modes(ctx: Context) -> Claim:
 def _normalisation_errors(ctx: Context) -> dict[str, Any]:
     """Per mode: how far each BatchNorm's output is from batch-statistics and from running-statistics normalisation.
 
-    Also keeps, under ``"plot"``, the first BatchNorm's per-channel batch mean, one image's mean and
-    the running mean, for the C2 figure.
+    Also keeps, under ``"plot"``, each BatchNorm's per-channel mean over a training-mode batch, over a
+    training-mode batch of one image, and its running mean, for the C2 figure.
     """
     model = copy.deepcopy(ctx.cnn)
     layers = bn_layers(model)
     x = ctx.x_test[: ctx.train_batch_size]
     out: dict[str, Any] = {}
-    plot: dict[str, Any] = {}
+    plot: dict[str, Any] = {"batch_size": len(x), "layers": {}}
     for mode in ("train", "eval"):
         seen, remove = _capture([(n, m) for n, m in layers])
         try:
@@ -246,18 +246,25 @@ def _normalisation_errors(ctx: Context) -> dict[str, Any]:
         finally:
             remove()
         err_batch, err_running = [], []
-        for i, (name, bn) in enumerate(layers):
+        for name, bn in layers:
             rec = seen[name]
             mean, var, _ = _channel_stats(rec["input"])
-            if mode == "train" and i == 0:
-                one, _, _ = _channel_stats(rec["input"][:1])
-                plot = {"layer": name, "batch_mean": mean.tolist(), "single_image_mean": one.tolist(),
-                        "running_mean": rec["running_mean"].tolist(), "batch_size": len(x)}
+            if mode == "train":
+                plot["layers"][name] = {"batch_mean": mean.tolist(), "running_mean": rec["running_mean"].tolist()}
             err_batch.append(float((rec["output"] - _normalise(rec["input"], mean, var, bn)).abs().max()))
             ref = _normalise(rec["input"], rec["running_mean"], rec["running_var"], bn)
             err_running.append(float((rec["output"] - ref).abs().max()))
         out[mode] = {"vs_batch_stats": max(err_batch), "vs_running_stats_min": min(err_running),
                      "vs_running_stats": max(err_running), "vs_batch_stats_min": min(err_batch)}
+    single = copy.deepcopy(ctx.cnn)
+    seen, remove = _capture(bn_layers(single))
+    try:
+        with te.training(single), torch.no_grad():
+            single(x[:1])
+    finally:
+        remove()
+    for name, _ in layers:
+        plot["layers"][name]["single_image_mean"] = _channel_stats(seen[name]["input"])[0].tolist()
     out["plot"] = plot
     return out
 
@@ -359,8 +366,9 @@ def c3_eval_mode(ctx: Context, norm: dict[str, Any]) -> Claim:
     exact = (
         f"Eval mode uses running_mean/running_var, unchanged while testing. They are not the statistics of "
         f"the whole training data: each training step does running ← (1−m)·running + m·batch with "
-        f"momentum m={momentum} (the unbiased batch variance), so the last epoch's {steps_per_epoch} batches "
-        f"carry {last_epoch_weight:.6f} of the weight and earlier epochs, computed with older weights, almost none. "
+        f"momentum m={momentum} (the unbiased batch variance), so the last 10 batches carry "
+        f"{1 - (1 - momentum) ** 10:.0%} of the weight, the last epoch's {steps_per_epoch} batches "
+        f"{last_epoch_weight:.1%}, and earlier epochs, computed with older weights, almost none. "
         "True population statistics need a separate pass: te.recalibrate_batchnorm."
         if momentum
         else "Eval mode uses running statistics; with momentum=None they are the cumulative average of all batches."

@@ -122,16 +122,17 @@ def fig_autoencoder(plt: Any, claims: dict[str, Claim]) -> Any:
 def fig_bn_statistics(plt: Any, claims: dict[str, Claim]) -> Any:
     c2, c3 = claims["C2"], claims["C3"]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.35, 1]})
-    layer = c2.plot["layer"]
+    layer = list(c2.plot["layers"])[-1]  # the deepest BatchNorm: one image's statistics are far from the rest
+    stats = c2.plot["layers"][layer]
     pop_mean = c3.plot["population"][layer][0]
-    ch = list(range(len(pop_mean)))
-    a.plot(ch, c2.plot["single_image_mean"], "^", color=TRAIN_COLOUR, alpha=0.7, label="train(), batch of 1")
-    a.plot(ch, c2.plot["batch_mean"], "s", color="#ff7f0e", label=f"train(), batch of {c2.plot['batch_size']}")
-    a.plot(ch, c2.plot["running_mean"], "o", color=EVAL_COLOUR, ms=8, mfc="none", mew=2,
+    ch = list(range(min(24, len(pop_mean))))
+    a.plot(ch, stats["single_image_mean"][: len(ch)], "^", color=TRAIN_COLOUR, alpha=0.8, label="train(), batch of 1")
+    a.plot(ch, stats["batch_mean"][: len(ch)], "s", color="#ff7f0e", label=f"train(), batch of {c2.plot['batch_size']}")
+    a.plot(ch, stats["running_mean"][: len(ch)], "o", color=EVAL_COLOUR, ms=8, mfc="none", mew=2,
            label="eval(): running mean (EMA)")
-    a.plot(ch, pop_mean, "x", color=TRUTH_COLOUR, ms=8, mew=2, label="all training data")
-    a.set_xlabel(f"channel of BatchNorm '{layer}'")
-    a.set_ylabel("mean BatchNorm subtracts")
+    a.plot(ch, pop_mean[: len(ch)], "x", color=TRUTH_COLOUR, ms=8, mew=2, label="all training data")
+    a.set_xlabel(f"channel of BatchNorm '{layer}'" + (f" (first {len(ch)})" if len(ch) < len(pop_mean) else ""))
+    a.set_ylabel("mean that BatchNorm subtracts")
     a.set_title("C2/C3: what BatchNorm normalises with")
     a.legend(fontsize=8, loc="best")
 
