@@ -488,8 +488,10 @@ def test_nothing_stays_on_the_model() -> None:
         assert not any(mod._forward_pre_hooks or mod._forward_hooks for mod in m.modules())
     for m in (clone, loaded):
         assert not any(p._post_accumulate_grad_hooks for p in m.parameters())
+        assert not any("_compiled_call_impl" in mod.__dict__ for mod in m.modules())
     g.remove()
     assert not any(p._post_accumulate_grad_hooks for p in model.parameters())
+    assert not any("_compiled_call_impl" in mod.__dict__ for mod in model.modules())
     assert (len(module_mod._global_forward_pre_hooks), len(module_mod._global_forward_hooks)) == before
     assert not _guard_runtime.installed() and tracing._installed == []
     assert torch.overrides._get_current_function_mode_stack() == []

@@ -199,3 +199,14 @@ def test_torch_compile_degrades_with_one_notice() -> None:
 
     with pytest.warns(te.TraineValWarning, match="runs under torch.compile"):
         te.guard(torch.compile(ex.mlp(), backend="eager")).remove()
+
+    # compiled in place before the guard: checks outside the compiled call still run
+    model = ex.mlp()
+    model.compile(backend="eager")
+    found.clear()
+    with pytest.warns(te.TraineValWarning, match="runs under torch.compile"):
+        g = te.guard(model, on=found.append)
+    with g, torch.no_grad():
+        model(torch.randn(32, 20))                        # validation without eval(): TE101
+    assert [(d.code, d.where) for d in found] == [("TE101", "")]
+    assert "_compiled_call_impl" in model.__dict__          # the user's compiled call is back

@@ -1,13 +1,15 @@
-"""Process-wide hooks behind ``te.guard`` (private).
+"""How ``te.guard`` sees calls without leaving anything on the model (private).
 
-Nothing is stored on a guarded model: a per-module hook would live in the module's hook
-dicts, travel with ``copy.deepcopy`` and make ``torch.save(model)`` depend on traineval. So
-the guard uses *global* hooks, reference-counted, installed while at least one guard is
-active, and dispatches by module identity:
+A per-module forward hook would live in the module's hook dicts: it travels with
+``copy.deepcopy`` and makes ``torch.save(model)`` depend on traineval. A *global* module hook
+puts every module call in the process on PyTorch's slow hook path. Instead, each watched
+module (a guarded model, its BatchNorm layers) gets an :class:`Interceptor` as its
+``_compiled_call_impl``, the slot ``nn.Module.__call__`` consults first and that
+``nn.Module.__getstate__`` leaves out, so pickling and deep copies never see it. Every other
+module keeps PyTorch's fast path. A module already compiled in place (``module.compile()``)
+keeps its compiled call: the interceptor runs the checks, then calls it.
 
-* one global forward pre-hook, looking each called module up in :data:`_targets` (a dict
-  keyed by the module object: one hash lookup per module call);
-* one global optimizer step pre-hook for guards that were not given their optimizer.
+Optimizer steps are seen through one global step pre-hook, installed while some guard needs it.
 """
 
 from __future__ import annotations
@@ -17,24 +19,45 @@ from collections.abc import Callable
 from typing import Any
 
 import torch.nn as nn
-from torch.nn.modules import module as _module_mod
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-PreHandler = Callable[[nn.Module, tuple[Any, ...]], None]
+#: ``handler(module, args)`` runs before the call; it may return a function to run after it
+#: (on any exit, KeyboardInterrupt included).
+PreHandler = Callable[[nn.Module, tuple[Any, ...]], "Callable[[], None] | None"]
 StepHandler = Callable[[Any], None]
 
+_SLOT = "_compiled_call_impl"
 _lock = threading.Lock()
-_targets: dict[nn.Module, tuple[PreHandler, ...]] = {}
+_interceptors: dict[nn.Module, Interceptor] = {}
 _step_handlers: tuple[StepHandler, ...] = ()
-_pre_handle: Any = None
 _step_handle: Any = None
 
 
-def _pre(module: nn.Module, args: tuple[Any, ...]) -> None:
-    handlers = _targets.get(module)
-    if handlers is not None:
-        for handler in handlers:
-            handler(module, args)
+class Interceptor:
+    """Stands in ``module._compiled_call_impl``: runs the handlers, then the real call."""
+
+    __slots__ = ("handlers", "module", "previous")
+
+    def __init__(self, module: nn.Module, previous: Callable[..., Any] | None) -> None:
+        self.module = module
+        self.previous = previous
+        self.handlers: tuple[PreHandler, ...] = ()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        module = self.module
+        call = self.previous if self.previous is not None else module._call_impl
+        after = None
+        for handler in self.handlers:
+            done = handler(module, args)
+            if done is not None:
+                after = [done] if after is None else [*after, done]
+        if after is None:
+            return call(*args, **kwargs)
+        try:
+            return call(*args, **kwargs)
+        finally:
+            for done in reversed(after):
+                done()
 
 
 def _step(optimizer: Any, args: Any, kwargs: Any) -> None:
@@ -42,27 +65,42 @@ def _step(optimizer: Any, args: Any, kwargs: Any) -> None:
         handler(optimizer)
 
 
+def is_ours(value: object) -> bool:
+    """True when ``value`` (a module's ``_compiled_call_impl``) is a guard's interceptor."""
+    return isinstance(value, Interceptor)
+
+
 def add_target(module: nn.Module, handler: PreHandler) -> None:
-    """Call ``handler(module, args)`` before every forward of ``module``."""
-    global _pre_handle
+    """Run ``handler(module, args)`` before every call of ``module``."""
     with _lock:
-        _targets[module] = (*_targets.get(module, ()), handler)
-        if _pre_handle is None:
-            _pre_handle = _module_mod.register_module_forward_pre_hook(_pre)
+        icpt = _interceptors.get(module)
+        if icpt is None or module.__dict__.get(_SLOT) is not icpt:
+            icpt = Interceptor(module, module.__dict__.get(_SLOT))
+            _interceptors[module] = icpt
+            module.__dict__[_SLOT] = icpt
+        icpt.handlers = (*icpt.handlers, handler)
 
 
 def remove_target(module: nn.Module, handler: PreHandler) -> None:
-    """Undo :func:`add_target` (no-op when absent)."""
-    global _pre_handle
+    """Undo :func:`add_target`; the module's own call slot comes back when no handler is left."""
     with _lock:
-        left = tuple(h for h in _targets.get(module, ()) if h != handler)
-        if left:
-            _targets[module] = left
-        else:
-            _targets.pop(module, None)
-        if not _targets and _pre_handle is not None:
-            _pre_handle.remove()
-            _pre_handle = None
+        icpt = _interceptors.get(module)
+        if icpt is None:
+            return
+        icpt.handlers = tuple(h for h in icpt.handlers if h != handler)
+        if icpt.handlers:
+            return
+        del _interceptors[module]
+        if module.__dict__.get(_SLOT) is icpt:  # not replaced since (e.g. by module.compile())
+            if icpt.previous is None:
+                del module.__dict__[_SLOT]
+            else:
+                module.__dict__[_SLOT] = icpt.previous
+
+
+def is_target(module: nn.Module) -> bool:
+    """True when some guard watches ``module``'s calls."""
+    return module in _interceptors
 
 
 def add_step_handler(handler: StepHandler) -> None:
@@ -85,5 +123,5 @@ def remove_step_handler(handler: StepHandler) -> None:
 
 
 def installed() -> bool:
-    """True while any global guard hook is installed (for tests)."""
-    return _pre_handle is not None or _step_handle is not None
+    """True while any guard hook is installed (for tests)."""
+    return bool(_interceptors) or _step_handle is not None

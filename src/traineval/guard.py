@@ -20,9 +20,10 @@ TE106     eval-inside-training                 part of a training model in eval 
 >>> [(d.code, d.where) for d in guard.diagnostics]
 [('TE101', '')]
 
-Nothing is stored on the model: the guard uses process-wide hooks dispatched by module
-identity, so ``copy.deepcopy``, ``state_dict`` and pickling see the model as it is, and
-outputs and gradients are bit-identical with and without the guard.
+Nothing the model carries changes: no hook is registered on it; the guarded model and its
+BatchNorm layers get an interceptor in the call slot that ``nn.Module.__getstate__`` leaves
+out (see :mod:`traineval._guard_runtime`), so ``copy.deepcopy``, ``state_dict`` and pickling
+see the model as it is, and outputs and gradients are bit-identical with and without it.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ from traineval.errors import (
 from traineval.sensitivity import classify
 
 __all__ = ["Guard", "GuardError", "GuardSummary", "guard"]
+
+#: With ``tracing="auto"``, every this many forwards are traced even without a change of modes.
+TRACE_EVERY = 64
 
 OnFinding = Literal["warn", "raise", "log"] | Callable[[Diagnostic], object]
 logger = logging.getLogger("traineval.guard")
@@ -201,7 +205,9 @@ class Guard:
         self._armed: list[Any] = []
         self._fired = False
         self._step_seen = False
-        self._traced_once = False
+        self._traced_modes: int | None = None  # modules in eval at the last traced forward
+        self._forwards = 0
+        self._forwards_at_step: int | None = None  # forwards seen at the previous optimizer step
         self._compiled_seen = _is_compiled(model) or _is_compiled(self.model)
         self._tls = _ThreadState()
         self.active = False
@@ -209,8 +215,11 @@ class Guard:
 
     # ------------------------------------------------------------------ life cycle
     def _install(self) -> None:
+        """Add this guard's hooks (also used to resume after :meth:`_uninstall`, keeping caches)."""
         _guard_runtime.add_target(self.model, self._on_root)
         try:
+            for bn in self._bn_targets:
+                _guard_runtime.add_target(bn, self._on_bn)
             if self._rules & _STEP_CODES:
                 if self._optimizers:
                     for opt in self._optimizers:
@@ -225,18 +234,17 @@ class Guard:
             self._notice_compiled()
 
     def _uninstall(self) -> None:
+        """Remove every hook; what was learnt about the model stays (the benchmark suspends this way)."""
+        self.active = False
         _guard_runtime.remove_target(self.model, self._on_root)
         for bn in self._bn_targets:
             _guard_runtime.remove_target(bn, self._on_bn)
-        self._bn_targets.clear()
         _guard_runtime.remove_step_handler(self._on_any_step)
         for handle in self._opt_handles:
             handle.remove()
         self._opt_handles.clear()
         self._disarm()
         self._close_trace()
-        self._sens.clear()
-        self._names = None
 
     def remove(self) -> None:
         """Remove every hook of this guard; the model is left exactly as it is. Idempotent.
@@ -248,7 +256,9 @@ class Guard:
         if self._compiled_seen:
             self._notice_compiled()
         self._uninstall()
-        self.active = False
+        self._bn_targets.clear()
+        self._sens.clear()
+        self._names = None
 
     def __enter__(self) -> Guard:
         if not self.active:
@@ -315,9 +325,10 @@ class Guard:
         if self._notices:
             return
         text = (
-            f"te.guard({self.label}): the model runs under torch.compile; forward-time rules "
-            "(TE101, TE103, TE104, TE105) are not checked inside compiled code, step-time rules "
-            "(TE102, TE106) still are. Guard an uncompiled run for full coverage."
+            f"te.guard({self.label}): the model runs under torch.compile (or its forward is called "
+            "directly, not through `model(...)`); forward-time rules (TE101, TE103, TE104, TE105) "
+            "are not checked inside compiled code, step-time rules (TE102, TE106) still are. Guard "
+            "an uncompiled run for full coverage."
         )
         self._notices.append(text)
         if self._on == "log":
@@ -345,36 +356,38 @@ class Guard:
         sensitive = found is not None and found.kind != "unknown"
         self._sens[module] = sensitive
         self._names = None
-        if isinstance(module, _BatchNorm) and "TE105" in self._rules and self.active:
-            _guard_runtime.add_target(module, self._on_bn)
+        if isinstance(module, _BatchNorm) and "TE105" in self._rules:
             self._bn_targets.append(module)
+            if self.active:
+                _guard_runtime.add_target(module, self._on_bn)
         return sensitive
 
     # ------------------------------------------------------------------ forward
-    def _on_root(self, root: nn.Module, args: tuple[Any, ...]) -> None:
+    def _on_root(self, root: nn.Module, args: tuple[Any, ...]) -> Callable[[], None] | None:
         if torch.compiler.is_compiling():
             self._compiled_seen = True
-            return
+            return None
         if self._compiled_seen:
             self._notice_compiled()
-        any_eval = any_train = False
+        self._forwards += 1
+        n_eval = 0
+        any_train = False
         sens = self._sens
         for m in _guard_scan.flat(root):
             if m.training:
                 any_train = True
             else:
-                any_eval = True
+                n_eval += 1
             if m not in sens:
                 self._learn(m)
         if not torch.is_grad_enabled():
             if any_train and self._wants("TE101"):
                 self._check_inference()
-        elif self._armed or (any_eval and not self._step_seen):
-            self._update_backward_fallback(any_eval)
-        if self._trace and (self._trace_always or any_eval or not self._traced_once):
-            self._enter_trace(root)
-        elif self._tls.depth:
-            self._close_trace()  # left open by a KeyboardInterrupt in an earlier forward
+        elif self._armed or (n_eval and not self._step_seen):
+            self._update_backward_fallback(n_eval > 0)
+        if self._trace and not self._tls.depth and not _compiled_in_place(root) and self._should_trace(n_eval):
+            return self._enter_trace(root)
+        return None
 
     def _check_inference(self) -> None:
         nodes = _guard_scan.walk(self.model)
@@ -391,8 +404,7 @@ class Guard:
     def _on_bn(self, bn: nn.Module, args: tuple[Any, ...]) -> None:
         if torch.compiler.is_compiling():
             self._compiled_seen = True
-            return
-        if _guard_scan.uses_batch_statistics(bn) and self._wants("TE105"):
+        elif _guard_scan.uses_batch_statistics(bn) and self._wants("TE105"):
             self._check_batch(bn, args, bn)
 
     def _check_batch(self, bn: nn.Module, args: tuple[Any, ...], named: nn.Module) -> None:
@@ -410,24 +422,27 @@ class Guard:
         )
 
     # ------------------------------------------------------------------ tracing (TE103, TE104)
-    def _enter_trace(self, root: nn.Module) -> None:
+    def _should_trace(self, n_eval: int) -> bool:
+        """``tracing="auto"``: the first forward after every change of modes, then every
+        :data:`TRACE_EVERY`-th forward — the bugs TE103/TE104 look for are in the model's code,
+        so they show on the first forward in a given mode."""
+        if self._trace_always or n_eval != self._traced_modes or self._forwards % TRACE_EVERY == 0:
+            self._traced_modes = n_eval
+            return True
+        return False
+
+    def _enter_trace(self, root: nn.Module) -> Callable[[], None]:
+        """Start module tracing (and functional interception) for this call of ``root``; the
+        interceptor runs the returned closer when the call ends, however it ends."""
         state = self._tls
-        if state.depth:
-            # Still open: the previous forward of root was cut short by a KeyboardInterrupt
-            # (torch runs always_call hooks only for Exception), or root calls itself. Start over.
-            self._close_trace()
-        self._traced_once = True
-        # tracing's pre-hook runs for `root` only if it was installed before root's call began
-        tracked_already = bool(_tracing._installed)
         stack = contextlib.ExitStack()
         stack.enter_context(_tracing.track_modules(self._on_module_done))
-        if not tracked_already:
-            _tracing.module_stack().append(root)
         state.registered = frozenset(map(id, _guard_scan.flat(root)))
         state.stack = stack
         state.depth = 1
         if "TE103" in self._rules:
             state.watch = _tracing.FunctionalWatch(self._on_functional).__enter__()
+        return self._close_trace
 
     def _close_trace(self) -> None:
         state = self._tls
@@ -444,10 +459,7 @@ class Guard:
         state = self._tls
         if not state.depth:
             return
-        if module is self.model:
-            self._close_trace()
-            return
-        if id(module) in state.registered or module in _guard_runtime._targets:
+        if id(module) in state.registered or _guard_runtime.is_target(module):
             return
         stack = _tracing.module_stack()
         caller = stack[-1] if stack else None
@@ -501,7 +513,12 @@ class Guard:
             self._step(optimizer)
 
     def _step(self, optimizer: Any) -> None:
-        if self._compiled_seen:
+        # A torch.compile(model) wrapper runs the model's compiled code without its __call__:
+        # steps follow each other with no forward seen in between.
+        unseen = self._forwards_at_step is not None and self._forwards == self._forwards_at_step
+        self._forwards_at_step = self._forwards
+        if self._compiled_seen or unseen or _is_compiled(self.model):
+            self._compiled_seen = True
             self._notice_compiled()
         self._step_seen = True
         self._disarm()
@@ -609,8 +626,9 @@ def guard(
             :meth:`Guard.summary` counts every occurrence either way.
         min_batchnorm_values: TE105's threshold, values per channel (default 16).
         tracing: ``"auto"`` (default) runs the module tracing and functional interception
-            behind TE103/TE104 only in forwards where some module is in eval mode (where those
-            bugs show) and in the first forward; ``"always"`` runs it in every forward.
+            behind TE103/TE104 in the first forward after every change of modes and in every
+            64th forward (those bugs are in the model's code: they show on the first forward
+            in a mode); ``"always"`` runs it in every forward, at a higher cost.
         name: a label for messages (default: the model's class name).
 
     Raises:
@@ -661,10 +679,17 @@ def _unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
+def _compiled_in_place(module: nn.Module) -> bool:
+    """True when ``module.compile()`` was called before the guard (its interceptor wraps it)."""
+    call = module.__dict__.get("_compiled_call_impl")
+    return call is not None and (not _guard_runtime.is_ours(call) or call.previous is not None)
+
+
 def _is_compiled(model: nn.Module) -> bool:
-    return isinstance(getattr(model, "_orig_mod", None), nn.Module) or (
-        getattr(model, "_compiled_call_impl", None) is not None
-    )
+    call = model.__dict__.get("_compiled_call_impl")
+    if _guard_runtime.is_ours(call):
+        call = call.previous  # type: ignore[union-attr]
+    return isinstance(getattr(model, "_orig_mod", None), nn.Module) or call is not None
 
 
 def _check_on(on: Any) -> OnFinding:

@@ -151,10 +151,11 @@ class Block(nn.Module):
 # attention: dropout_p=self.p if self.training else 0.0
 """,
         known_problems=(
-            "To stay cheap the interception runs only in forwards where some module of the guarded "
-            "model is in eval mode (where the bug can show), plus the first forward; pass "
-            "`tracing=\"always\"` to intercept every forward. Calls made by `torch.nn`'s own modules "
-            "are never reported: they pass their mode explicitly."
+            "To stay cheap the interception runs in the first forward after every change of the "
+            "model's modes and in every 64th forward: a call that depends on the data (taken only "
+            "for some batches) can be missed; pass `tracing=\"always\"` to intercept every forward. "
+            "Calls made by `torch.nn`'s own modules are never reported: they pass their mode "
+            "explicitly."
         ),
         claims=("C5", "C7"),
         related=("TE214",),
@@ -204,8 +205,8 @@ class Head(nn.Module):
         return self.fc(self.drop(self.norms[0](x)))
 """,
         known_problems=(
-            "Seen only where the module tracing runs (see TE103's notes): in forwards where some "
-            "module is in eval mode, and in the first forward. A whole separate model called "
+            "Seen only where the module tracing runs (see TE103's notes): the first forward after "
+            "every change of modes, and every 64th forward. A whole separate model called "
             "inside `forward` (an EMA teacher kept out of the registry on purpose) is not "
             "reported, nor are modules called by an unregistered module."
         ),
