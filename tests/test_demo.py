@@ -200,9 +200,9 @@ def test_cli_out_is_a_file(tmp_path):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--seed", "-3"], "expected a seed in [0, 2147483647], got -3"),
+    (["--seed", "-3"], "expected a number in [0, 2147483647], got -3"),
     (["--seed", "x"], "expected a whole number, got 'x'"),
-    (["--threads", "0"], "expected at least 1 thread, got 0"),
+    (["--threads", "0"], "expected a number of at least 1, got 0"),
 ])
 def test_cli_bad_options(args, message, capsys, tmp_path):
     from traineval.cli import main

@@ -6,29 +6,26 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 EXIT_CLEAN, EXIT_FINDINGS = 0, 1
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**31:
-        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2147483647], got {value}")
-    return value
+def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an int in ``[low, high]`` (no upper bound when ``high`` is None)."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"in [{low}, {high}]" if high is not None else f"of at least {low}"
+            raise argparse.ArgumentTypeError(f"expected a number {bounds}, got {value}")
+        return value
 
-def _threads(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1 thread, got {value}")
-    return value
+    return parse
 
 
 def configure_demo(parser: argparse.ArgumentParser) -> None:
@@ -41,9 +38,9 @@ def configure_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", default="traineval-demo",
                         help="folder for report.html, results.json and the figures (default: ./traineval-demo)")
     parser.add_argument("--quick", action="store_true", help="smaller data and shorter training (seconds)")
-    parser.add_argument("--seed", type=_seed, default=0, metavar="N",
+    parser.add_argument("--seed", type=_whole_number(0, 2**31 - 1), default=0, metavar="N",
                         help="seed of the data, the training and every measurement (default: 0)")
-    parser.add_argument("--threads", type=_threads, default=1, metavar="N",
+    parser.add_argument("--threads", type=_whole_number(1), default=1, metavar="N",
                         help="CPU threads for torch (default: 1 — the models are small; results depend on N)")
     parser.add_argument("--json", action="store_true",
                         help="print results.json to stdout instead of the table (progress stays on stderr)")

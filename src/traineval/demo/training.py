@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +36,49 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_siz
     return correct / len(x)
 
 
+def _fit(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    evaluate: Callable[[], tuple[float, str]],
+    *,
+    optimizer: torch.optim.Optimizer,
+    max_lr: float,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    label: str,
+    progress: Progress,
+) -> TrainingLog:
+    """Shuffle, step a one-cycle schedule, log ``evaluate()`` after every epoch; leaves the model in eval mode.
+
+    ``loss_fn(output, indices)`` gives the loss of one batch (the indices select its targets).
+    """
+    gen = torch.Generator().manual_seed(seed + 1)
+    steps_per_epoch = len(x) // batch_size
+    sched = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch)
+    progress.start(label, epochs * steps_per_epoch)
+    per_epoch: list[float] = []
+    mean_loss = 0.0
+    model.train()
+    for epoch in range(epochs):
+        loss_sum = 0.0
+        for idx in _batches(len(x), batch_size, gen):
+            loss = loss_fn(model(x[idx]), idx)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            sched.step()
+            loss_sum += float(loss.detach())
+            progress.advance(detail=f"loss {float(loss.detach()):.4f}")
+        mean_loss = loss_sum / steps_per_epoch
+        metric, text = evaluate()
+        per_epoch.append(metric)
+        progress.note(f"epoch {epoch + 1}/{epochs}: mean loss {mean_loss:.4f}, {text}")
+    model.eval()
+    return TrainingLog(epochs * steps_per_epoch, mean_loss, tuple(per_epoch))
+
+
 def train_classifier(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -50,30 +94,16 @@ def train_classifier(
     """Train :class:`DemoCNN` with AdamW and a one-cycle schedule; the test accuracy is logged per epoch."""
     torch.manual_seed(seed)
     model = DemoCNN()
-    gen = torch.Generator().manual_seed(seed + 1)
-    steps_per_epoch = len(x) // batch_size
     opt = torch.optim.AdamW(model.parameters(), lr=max_lr / 2, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=epochs * steps_per_epoch)
-    progress.start("training the CNN (BatchNorm + Dropout) on coloured shapes", epochs * steps_per_epoch)
-    per_epoch: list[float] = []
-    loss_sum = 0.0
-    model.train()
-    for epoch in range(epochs):
-        loss_sum = 0.0
-        for idx in _batches(len(x), batch_size, gen):
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += float(loss.detach())
-            progress.advance(detail=f"loss {float(loss.detach()):.3f}")
+
+    def evaluate() -> tuple[float, str]:
         acc = accuracy(model, x_test, y_test)
-        per_epoch.append(acc)
-        mean_loss = loss_sum / steps_per_epoch
-        progress.note(f"epoch {epoch + 1}/{epochs}: mean loss {mean_loss:.3f}, test accuracy {acc:.1%}")
-    model.eval()
-    return model, TrainingLog(epochs * steps_per_epoch, loss_sum / steps_per_epoch, tuple(per_epoch))
+        return acc, f"test accuracy {acc:.1%}"
+
+    log = _fit(model, x, lambda out, idx: F.cross_entropy(out, y[idx]), evaluate, optimizer=opt, max_lr=max_lr,
+               epochs=epochs, batch_size=batch_size, seed=seed, progress=progress,
+               label="training the CNN")
+    return model, log
 
 
 def train_autoencoder(
@@ -82,27 +112,14 @@ def train_autoencoder(
     """Train :class:`ColourAutoencoder` to reconstruct colourful images (MSE, Adam); test MSE logged per epoch."""
     torch.manual_seed(seed)
     model = ColourAutoencoder()
-    gen = torch.Generator().manual_seed(seed + 1)
-    steps_per_epoch = len(x) // batch_size
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-3, total_steps=epochs * steps_per_epoch)
-    progress.start("training the autoencoder (BatchNorm) on colourful images", epochs * steps_per_epoch)
-    per_epoch: list[float] = []
-    loss_sum = 0.0
-    model.train()
-    for epoch in range(epochs):
-        loss_sum = 0.0
-        for idx in _batches(len(x), batch_size, gen):
-            loss = F.mse_loss(model(x[idx]), x[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += float(loss.detach())
-            progress.advance(detail=f"mse {float(loss.detach()):.4f}")
+
+    def evaluate() -> tuple[float, str]:
         with te.inference(model):
             mse = float(F.mse_loss(model(x_test), x_test))
-        per_epoch.append(mse)
-        progress.note(f"epoch {epoch + 1}/{epochs}: mean loss {loss_sum / steps_per_epoch:.4f}, test MSE {mse:.4f}")
-    model.eval()
-    return model, TrainingLog(epochs * steps_per_epoch, loss_sum / steps_per_epoch, tuple(per_epoch))
+        return mse, f"test MSE {mse:.4f}"
+
+    log = _fit(model, x, lambda out, idx: F.mse_loss(out, x[idx]), evaluate, optimizer=opt, max_lr=5e-3,
+               epochs=epochs, batch_size=batch_size, seed=seed, progress=progress,
+               label="training the autoencoder")
+    return model, log
