@@ -102,3 +102,26 @@ def test_console_script_is_installed():
     exe = shutil.which("traineval") or str(__import__("pathlib").Path(sys.executable).parent / "traineval")
     r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0
+
+
+def test_lint_and_rules_start_without_importing_torch(tmp_path):
+    """Public names load on first use; the CLI imports only the chosen command's module."""
+    (tmp_path / "m.py").write_text("x = 1\n")
+    code = (
+        "import sys, traineval as te\n"
+        "from traineval.cli import main\n"
+        f"main(['lint', {str(tmp_path / 'm.py')!r}]); main(['rules'])\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "te.describe; import traineval.describe, traineval.guard\n"
+        "assert callable(te.describe) and callable(te.guard), 'a submodule shadowed its function'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def test_public_names_all_resolve():
+    import traineval as te
+
+    for name in te.__all__:
+        assert getattr(te, name) is not None, name
+    assert sorted(te.__all__) == sorted(set(te.__all__))

@@ -163,8 +163,12 @@ def _rule_dict(rule: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------- main
-def make_parser() -> argparse.ArgumentParser:
-    """The full argument parser (used by ``main`` and by the docs)."""
+def make_parser(only: str | None = "*") -> argparse.ArgumentParser:
+    """The argument parser. ``only`` names the one subcommand whose module is imported and
+    whose arguments are configured (``"*"``: all of them, ``None``: none — enough for
+    ``--help``/``--version``). Importing only what runs keeps ``traineval lint`` and
+    ``traineval rules`` from importing torch.
+    """
     from traineval import __version__
 
     parser = argparse.ArgumentParser(
@@ -175,15 +179,25 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        if only not in ("*", name):
+            continue
         module = importlib.import_module(module_name)
         getattr(module, f"configure_{name}", getattr(module, "configure", None))(p)
         p.set_defaults(_run=getattr(module, f"run_{name}", getattr(module, "run", None)))
     return parser
 
 
+def _chosen_command(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in SUBCOMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``traineval`` executable; returns the exit code."""
-    parser = make_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = make_parser(only=_chosen_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
