@@ -41,6 +41,15 @@ def validate(model: nn.Module, data) -> float:
         return sum(F.cross_entropy(model(x), y).item() for x, y in data)
 
 
+def train_and_validate(model: nn.Module, opt: torch.optim.Optimizer, data, epochs: int = 2) -> None:
+    """The correct epoch loop: train() before training, eval() before validation."""
+    for _ in range(epochs):
+        model.train()
+        train_epoch(model, opt, data)
+        model.eval()
+        validate(model, data)
+
+
 def found_codes(found: list[te.Diagnostic]) -> list[tuple[str, str]]:
     return [(d.code, d.where) for d in found]
 
@@ -95,11 +104,7 @@ def test_clean_epoch_loops_are_silent() -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     found: list[te.Diagnostic] = []
     with te.guard(model, opt, on=found.append) as g:
-        for _ in range(2):
-            model.train()
-            train_epoch(model, opt, data)
-            model.eval()
-            validate(model, data)
+        train_and_validate(model, opt, data)
         model.train()
         for _ in range(2):                                # the restoring form
             train_epoch(model, opt, data)
@@ -248,11 +253,7 @@ def test_functional_dropout_in_eval() -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     found: list[te.Diagnostic] = []
     with te.guard(model, opt, on=found.append):
-        for _ in range(2):
-            model.train()
-            train_epoch(model, opt, data)
-            model.eval()
-            validate(model, data)
+        train_and_validate(model, opt, data)
         x = torch.randn(4, 20)
         with torch.no_grad():
             # independent truth (claim C5): the "eval" output is random
@@ -343,11 +344,7 @@ def test_unregistered_mode_sensitive_module(block: nn.Module, child: str) -> Non
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     found: list[te.Diagnostic] = []
     with te.guard(model, opt, on=found.append):
-        for _ in range(2):
-            model.train()
-            train_epoch(model, opt, data)
-            model.eval()
-            validate(model, data)
+        train_and_validate(model, opt, data)
     assert found_codes(found) == [("TE104", "1")]
     assert found[0].data["child"] == child and found[0].data["child_mode"] == "training"
     if isinstance(block, PlainList):
@@ -610,3 +607,24 @@ def test_rule_pages_are_generated() -> None:
     for rule in all_rules():
         if rule.code.startswith("TE1"):
             assert (root / rule.doc_path).read_text(encoding="utf-8") == render_markdown(rule), rule.code
+
+
+def test_two_guards_on_one_model_and_a_raising_one() -> None:
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), LeakyBlock(4))
+    slot = model.__dict__.get("_compiled_call_impl")
+    first: list[te.Diagnostic] = []
+    g1 = te.guard(model, on=first.append)
+    g2 = te.guard(model, on="raise")
+    model.eval()
+    with torch.no_grad(), pytest.raises(te.GuardError, match="TE103"):
+        model(torch.randn(2, 4))                      # both trace the call, g2 raises from inside it
+    assert torch.overrides._get_current_function_mode_stack() == []
+    g1.remove()                                       # removed out of order
+    model.train()
+    with pytest.raises(te.GuardError, match="TE101"), torch.no_grad():
+        model(torch.randn(2, 4))
+    g2.remove()
+    assert model.__dict__.get("_compiled_call_impl") is slot
+    from traineval import _guard_runtime, tracing
+
+    assert not _guard_runtime.installed() and tracing._installed == []

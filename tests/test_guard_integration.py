@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime
 import socket
-import time
+import subprocess
+import sys
 import warnings
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -36,6 +36,7 @@ def step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch
 
 
 def ddp_worker(rank: int, port: int, out: str) -> None:
+    """One rank of the DDP test, run as ``python test_guard_integration.py RANK PORT OUT``."""
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -79,24 +80,23 @@ def ddp_worker(rank: int, port: int, out: str) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    with socket.create_server(("127.0.0.1", 0)) as server:  # the OS picks a free port
+        return server.getsockname()[1]
 
 
 @pytest.mark.distributed
 def test_ddp_two_gloo_processes(tmp_path) -> None:
-    ctx = mp.start_processes(ddp_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=False,
-                             start_method="spawn")
-    deadline = time.monotonic() + DEADLINE_S
-    try:
-        while not ctx.join(timeout=max(1.0, deadline - time.monotonic())):
-            if time.monotonic() > deadline:
-                pytest.fail(f"DDP guard workers did not finish within {DEADLINE_S}s (hang?)")
+    port = free_port()
+    procs = [
+        subprocess.Popen([sys.executable, __file__, str(rank), str(port), str(tmp_path)]) for rank in range(WORLD)
+    ]
+    try:  # a hang fails: wait() raises TimeoutExpired after the deadline
+        codes = [p.wait(timeout=DEADLINE_S) for p in procs]
     finally:
-        for p in ctx.processes:
-            if p.is_alive():
+        for p in procs:
+            if p.poll() is None:
                 p.kill()
+    assert codes == [0] * WORLD
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
     for rank, result in enumerate(ranks):
         found = [(d["code"], d["where"]) for d in result["found"]]
@@ -210,3 +210,7 @@ def test_torch_compile_degrades_with_one_notice() -> None:
         model(torch.randn(32, 20))                        # validation without eval(): TE101
     assert [(d.code, d.where) for d in found] == [("TE101", "")]
     assert "_compiled_call_impl" in model.__dict__          # the user's compiled call is back
+
+
+if __name__ == "__main__":
+    ddp_worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])

@@ -46,14 +46,12 @@ class Interceptor:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         module = self.module
         call = self.previous if self.previous is not None else module._call_impl
-        after = None
-        for handler in self.handlers:
-            done = handler(module, args)
-            if done is not None:
-                after = [done] if after is None else [*after, done]
-        if after is None:
-            return call(*args, **kwargs)
+        after: list[Callable[[], None]] = []
         try:
+            for handler in self.handlers:
+                done = handler(module, args)
+                if done is not None:
+                    after.append(done)
             return call(*args, **kwargs)
         finally:
             for done in reversed(after):

@@ -139,7 +139,7 @@ class _ThreadState(threading.local):
 
 
 class Guard:
-    """A running guard over one model; create it with :func:`guard`.
+    """A running guard over one model; create it with :func:`guard` (``te.guard(model, ...)``).
 
     Use it as a context manager, or keep the handle and call :meth:`remove`. Findings are
     delivered as they happen (``on``) and kept in :attr:`diagnostics`; :meth:`summary`
@@ -153,19 +153,10 @@ class Guard:
     {'TE105': {'1': 1}}
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer: Any = None,
-        *,
-        on: OnFinding = "warn",
-        rules: str | Iterable[str] | None = None,
-        allow: str | Iterable[str] = (),
-        once: bool = True,
-        min_batchnorm_values: int = 16,
-        tracing: Literal["auto", "always"] = "auto",
-        name: str | None = None,
-    ) -> None:
+    def __init__(self, model: nn.Module, optimizer: Any, options: dict[str, Any]) -> None:
+        """Validate :func:`guard`'s arguments (``options`` holds its keyword arguments) and install."""
+        on, rules, allow, once = options["on"], options["rules"], options["allow"], options["once"]
+        name, tracing, min_batchnorm_values = options["name"], options["tracing"], options["min_batchnorm_values"]
         require_module(model)
         self.model = _unwrap(model)
         self.label = name if name is not None else type(self.model).__name__
@@ -635,10 +626,8 @@ def guard(
         TypeError / ValueError: for a non-module model, an unknown code, a bad ``on``, or an
             optimizer that holds none of the model's parameters.
     """
-    return Guard(
-        model, optimizer, on=on, rules=rules, allow=allow, once=once,
-        min_batchnorm_values=min_batchnorm_values, tracing=tracing, name=name,
-    )
+    options = {"on": on, "rules": rules, "allow": allow, "once": once, "name": name, "tracing": tracing}
+    return Guard(model, optimizer, {**options, "min_batchnorm_values": min_batchnorm_values})
 
 
 # ---------------------------------------------------------------------- helpers
