@@ -21,7 +21,6 @@ import traineval as te
 from traineval.demo import experiments as ex
 from traineval.demo.data import CLASS_NAMES, blobs_dataset, shapes_dataset
 from traineval.demo.figures import FIGURES
-from traineval.demo.models import ColourAutoencoder, DemoCNN
 
 CLAIMS = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "T1", "T2"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -231,15 +230,7 @@ def test_shapes_dataset_deterministic_balanced_and_seed_dependent():
 
 
 def _tiny_context(p: float = 0.5) -> ex.Context:
-    torch.manual_seed(0)
-    x, y = shapes_dataset(96, seed=1)
-    xt, yt = shapes_dataset(64, seed=2)
-    cnn = DemoCNN(p=p)
-    with te.training(cnn), torch.no_grad():  # give the running statistics some history
-        for i in range(0, 96, 32):
-            cnn(x[i:i + 32])
-    return ex.Context(cnn=cnn.eval(), autoencoder=ColourAutoencoder().eval(), x_train=x, y_train=y, x_test=xt,
-                      y_test=yt, ae_test=blobs_dataset(8, seed=3), seed=0, sweep_images=16, repeats=3)
+    return ex.untrained_context(0, dropout=p)
 
 
 def test_population_statistics_match_an_independent_reference():
@@ -307,9 +298,15 @@ def test_runner_restores_global_rng_and_is_deterministic():
     assert a == run(cfg).to_json()
 
 
-def test_config_rejects_bad_seeds():
+def test_config_rejects_bad_values():
     from traineval.demo.runner import DemoConfig
 
+    with pytest.raises(ValueError, match="train_images must be at least 64"):
+        DemoConfig(train_images=10)
+    with pytest.raises(ValueError, match="epochs must be at least 1, got 0"):
+        DemoConfig(epochs=0)
+    with pytest.raises(TypeError, match="expected an int for repeats, got float"):
+        DemoConfig(repeats=2.0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="expected an int for seed"):
         DemoConfig.make(seed="1")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*31\)"):

@@ -29,7 +29,14 @@ def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 def configure_demo(parser: argparse.ArgumentParser) -> None:
-    """Add the demo's options to its subcommand parser."""
+    """Add the demo's options to its subcommand parser.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> configure_demo(parser)
+    >>> args = parser.parse_args(["--quick", "--seed", "3"])
+    >>> args.quick, args.seed, args.out, args.threads
+    (True, 3, 'traineval-demo', 1)
+    """
     parser.description = (
         "Reproduce the article's claims about model.train()/model.eval() (C1-C8) and two traps beyond it: "
         "train a small CNN with BatchNorm and Dropout on generated images, measure each claim, draw figures "
@@ -48,7 +55,12 @@ def configure_demo(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Run the demo; exit 0 when every measurement came out as expected, 1 when a claim ``fails``."""
+    """Run the demo; exit 0 when every measurement came out as expected, 1 when a claim ``fails``.
+
+    >>> from traineval.cli import main
+    >>> main(["demo", "--quick", "--out", "traineval-demo"])     # doctest: +SKIP
+    0
+    """
     from traineval.cli import UsageError
     from traineval.demo._progress import Progress
     from traineval.demo.experiments import FAILS

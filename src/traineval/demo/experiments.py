@@ -75,9 +75,38 @@ class Claim:
         }
 
 
+def untrained_context(seed: int = 0, *, dropout: float = 0.5) -> Context:
+    """A small :class:`Context` with untrained models, for examples and tests (a fraction of a second).
+
+    The CNN gets three training-mode batches so that its running statistics have a history.
+
+    >>> ctx = untrained_context()
+    >>> len(ctx.x_train), len(ctx.x_test), ctx.cnn.training
+    (96, 64, False)
+    """
+    from traineval.demo.data import blobs_dataset, shapes_dataset
+    from traineval.demo.models import ColourAutoencoder
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        x, y = shapes_dataset(96, seed=seed * 10 + 1)
+        xt, yt = shapes_dataset(64, seed=seed * 10 + 2)
+        cnn = DemoCNN(p=dropout)
+        with te.training(cnn), torch.no_grad():
+            for xb in _chunks(x, 32):
+                cnn(xb)
+        ae = ColourAutoencoder()
+    return Context(cnn=cnn.eval(), autoencoder=ae.eval(), x_train=x, y_train=y, x_test=xt, y_test=yt,
+                   ae_test=blobs_dataset(8, seed=seed * 10 + 3), seed=seed, sweep_images=16, repeats=3)
+
+
 # ------------------------------------------------------------------------------ helpers
 def bn_layers(model: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
-    """The BatchNorm layers of ``model`` that keep running statistics, by name."""
+    """The BatchNorm layers of ``model`` that keep running statistics, by name.
+
+    >>> [name for name, _ in bn_layers(nn.Sequential(nn.BatchNorm1d(2), nn.BatchNorm1d(2, track_running_stats=False)))]
+    ['0']
+    """
     return [
         (name, m)
         for name, m in model.named_modules()
@@ -159,6 +188,13 @@ def population_statistics(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[
     the model is run once in training mode on *all* of ``x`` as one batch, so that each
     BatchNorm normalises with the whole-data statistics of its input — the statistics an
     eval-mode model should hold — and each layer's input is recorded. ``model`` is untouched.
+    (Upstream layers normalise with the biased whole-data variance, eval mode with the unbiased
+    one: a relative difference of 1/n for n values per channel.)
+
+    >>> model = nn.Sequential(nn.BatchNorm1d(1))
+    >>> mean, var = population_statistics(model, torch.tensor([[0.0], [2.0], [10.0]]))["0"]
+    >>> round(float(mean), 4), round(float(var), 4)          # mean 4, unbiased variance 28
+    (4.0, 28.0)
     """
     ref = copy.deepcopy(model).double()
     layers = bn_layers(ref)
@@ -178,7 +214,12 @@ def population_statistics(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[
 def stats_gap(
     model: nn.Module, population: dict[str, tuple[torch.Tensor, torch.Tensor]]
 ) -> dict[str, dict[str, float]]:
-    """Per layer: mean |running − population| of the mean in population-std units, and of the variance as a ratio."""
+    """Per layer: mean |running − population| of the mean in population-std units, and of the variance as a ratio.
+
+    >>> model = nn.Sequential(nn.BatchNorm1d(1))                  # running mean 0, running variance 1
+    >>> stats_gap(model, {"0": (torch.tensor([0.5]), torch.tensor([4.0]))})
+    {'0': {'mean_gap_std': 0.25, 'var_gap_rel': 0.75}}
+    """
     gaps = {}
     for name, bn in bn_layers(model):
         pm, pv = population[name]
@@ -191,14 +232,19 @@ def stats_gap(
     return gaps
 
 
-def recalibrate(model: nn.Module, batches: list[torch.Tensor], order: str = "layerwise") -> te.RecalibrationReport:
+def _recalibrate(model: nn.Module, batches: list[torch.Tensor], order: str = "layerwise") -> te.RecalibrationReport:
     """Replace ``model``'s running statistics by population statistics with ``te.recalibrate_batchnorm``."""
     return te.recalibrate_batchnorm(model, batches, order=order, progress=False)
 
 
 # -------------------------------------------------------------------------------- claims
 def c1_two_modes(ctx: Context) -> Claim:
-    """C1: ``train()``/``eval()`` flip one flag on every module; the mode-sensitive layers are what it is for."""
+    """C1: ``train()``/``eval()`` flip one flag on every module; the mode-sensitive layers are what it is for.
+
+    >>> c = c1_two_modes(untrained_context())
+    >>> c.verdict, c.values["modules"], len(c.values["mode_sensitive"])
+    ('holds', 21, 5)
+    """
     model = copy.deepcopy(ctx.cnn)
     n_modules = len(te.modes(model))
     model.train()
@@ -295,7 +341,15 @@ def _dropout_in_model(ctx: Context) -> dict[str, Any]:
 
 
 def c2_training_mode(ctx: Context, norm: dict[str, Any], drop: dict[str, Any]) -> Claim:
-    """C2: in training mode BatchNorm normalises with the batch's statistics and Dropout drops units."""
+    """C2: in training mode BatchNorm normalises with the batch's statistics and Dropout drops units.
+
+    ``norm`` and ``drop`` are the measurements shared with C3 and C7.
+
+    >>> ctx = untrained_context()
+    >>> c = c2_training_mode(ctx, _normalisation_errors(ctx), _dropout_in_model(ctx))
+    >>> c.verdict, c.values["bn_max_error_vs_batch_stats"] < 1e-5
+    ('holds', True)
+    """
     t = norm["train"]
     bn_ok = t["vs_batch_stats"] < 1e-4 and t["vs_running_stats_min"] > 1e-2
     drop_ok = drop["dropped"] > 0 and _binomial_ok(drop["dropped"], drop["units"], drop["p"])
@@ -318,7 +372,13 @@ def c2_training_mode(ctx: Context, norm: dict[str, Any], drop: dict[str, Any]) -
 
 
 def c3_eval_mode(ctx: Context, norm: dict[str, Any]) -> Claim:
-    """C3: eval mode uses running statistics, fixed while testing — but they are an EMA, not whole-data statistics."""
+    """C3: eval mode uses running statistics, fixed while testing — but they are an EMA, not whole-data statistics.
+
+    >>> ctx = untrained_context()
+    >>> c = c3_eval_mode(ctx, _normalisation_errors(ctx))
+    >>> c.verdict, c.values["buffers_unchanged_by_eval_passes"]
+    ('differs', True)
+    """
     e = norm["eval"]
     uses_running = e["vs_running_stats"] < 1e-4 and e["vs_batch_stats_min"] > 1e-2
     model = copy.deepcopy(ctx.cnn)
@@ -333,11 +393,11 @@ def c3_eval_mode(ctx: Context, norm: dict[str, Any]) -> Claim:
     acc_before = _accuracy_at(ctx.cnn, ctx.x_test, ctx.y_test, 256, train=False)
     batches = list(_chunks(ctx.x_train, 256))
     recal = copy.deepcopy(ctx.cnn)
-    recalibrate(recal, batches, order="layerwise")
+    _recalibrate(recal, batches, order="layerwise")
     gap_after = stats_gap(recal, population)
     acc_after = _accuracy_at(recal, ctx.x_test, ctx.y_test, 256, train=False)
     single = copy.deepcopy(ctx.cnn)
-    recalibrate(single, batches, order="single-pass")
+    _recalibrate(single, batches, order="single-pass")
     gap_single = stats_gap(single, population)
 
     def worst(gaps: dict[str, dict[str, float]], key: str) -> float:
@@ -404,7 +464,12 @@ def c3_eval_mode(ctx: Context, norm: dict[str, Any]) -> Claim:
 
 
 def c4_state_change(ctx: Context) -> Claim:
-    """C4: a forgotten ``eval()`` changes BatchNorm's running statistics even under ``no_grad``."""
+    """C4: a forgotten ``eval()`` changes BatchNorm's running statistics even under ``no_grad``.
+
+    >>> c = c4_state_change(untrained_context())
+    >>> c.verdict, c.values["eval_pass_unchanged"], c.values["train_pass_batch_1"]["batches_counted"]
+    ('holds', True, 64)
+    """
     model = copy.deepcopy(ctx.cnn)
     acc_before = _accuracy_at(model, ctx.x_test, ctx.y_test, 256, train=False)
     before = _buffers(model)
@@ -462,7 +527,12 @@ def c4_state_change(ctx: Context) -> Claim:
 
 
 def c5_output_spread(ctx: Context) -> Claim:
-    """C5: the same input gives different outputs on every call in training mode, identical ones in eval."""
+    """C5: the same input gives different outputs on every call in training mode, identical ones in eval.
+
+    >>> c = c5_output_spread(untrained_context())
+    >>> c.verdict, c.values["eval"]["identical_calls"], c.values["train"]["identical_calls"]
+    ('holds', True, False)
+    """
     x = ctx.x_test[: ctx.train_batch_size]
     y = ctx.y_test[: ctx.train_batch_size]
     results = {}
@@ -504,7 +574,14 @@ def _colour_shift(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def c6_small_batches(ctx: Context) -> Claim:
-    """C6: small batches in training mode distort the output: accuracy vs batch size, autoencoder colours."""
+    """C6: small batches in training mode distort the output: accuracy vs batch size, autoencoder colours.
+
+    The verdict needs a trained model (an untrained one is at chance in both modes):
+
+    >>> c = c6_small_batches(untrained_context())
+    >>> c.values["batch_sizes"]
+    [1, 2, 4, 8, 16]
+    """
     n = ctx.sweep_images
     x, y = ctx.x_test[:n], ctx.y_test[:n]
     sizes = [2**k for k in range(int(math.log2(min(256, n))) + 1)]
@@ -560,7 +637,13 @@ def c6_small_batches(ctx: Context) -> Claim:
 
 
 def c7_dropout(ctx: Context, drop: dict[str, Any]) -> Claim:
-    """C7: Dropout(0.5) drops about half the units — and doubles the rest; identity in eval."""
+    """C7: Dropout(0.5) drops about half the units — and doubles the rest; identity in eval.
+
+    >>> ctx = untrained_context()
+    >>> c = c7_dropout(ctx, _dropout_in_model(ctx))
+    >>> c.verdict, c.values["kept_value"], c.values["eval_identity"]
+    ('differs', 2.0, True)
+    """
     p = 0.5
     layer = nn.Dropout(p)
     units = 200_000
@@ -632,7 +715,11 @@ class _RReLUNet(nn.Module):
 
 
 def c8_rule_of_thumb(ctx: Context) -> Claim:
-    """C8: train()/eval() matter exactly when the model has mode-sensitive layers (BatchNorm, Dropout, and kin)."""
+    """C8: train()/eval() matter exactly when the model has mode-sensitive layers (BatchNorm, Dropout, and kin).
+
+    >>> c8_rule_of_thumb(untrained_context()).verdict
+    'holds'
+    """
     torch.manual_seed(ctx.seed + 23)
     models = {"DemoCNN (BatchNorm + Dropout)": copy.deepcopy(ctx.cnn), "MLP with LayerNorm + GELU": _LayerNormMLP(),
               "MLP with RReLU only": _RReLUNet()}
@@ -683,7 +770,12 @@ class _FixedFunctionalDropoutNet(_FunctionalDropoutNet):
 
 
 def t1_functional_dropout(ctx: Context) -> Claim:
-    """T1: ``F.dropout(x, 0.5)`` ignores ``model.eval()``; passing ``self.training`` fixes it."""
+    """T1: ``F.dropout(x, 0.5)`` ignores ``model.eval()``; passing ``self.training`` fixes it.
+
+    >>> c = t1_functional_dropout(untrained_context())
+    >>> c.verdict, "TE214" in c.values["te_check_codes_trap"]
+    ('holds', True)
+    """
     torch.manual_seed(ctx.seed + 29)
     bad, good = _FunctionalDropoutNet().eval(), _FixedFunctionalDropoutNet().eval()
     good.load_state_dict(bad.state_dict())
@@ -716,7 +808,11 @@ def t1_functional_dropout(ctx: Context) -> Claim:
 
 
 def t2_no_grad(ctx: Context) -> Claim:
-    """T2: ``torch.no_grad()`` turns off gradients only; the model stays in training mode."""
+    """T2: ``torch.no_grad()`` turns off gradients only; the model stays in training mode.
+
+    >>> t2_no_grad(untrained_context()).values["training_flag_under_no_grad"]
+    True
+    """
     model = copy.deepcopy(ctx.cnn).train()
     x = ctx.x_test[:64]
     before = _buffers(model)

@@ -100,14 +100,14 @@ def _autoencoder_grid(fig: Any, spec: Any, c6: Claim, columns: int = 8, with_big
 
 
 # ----------------------------------------------------------------------------- figures
-def fig_batch_size(plt: Any, claims: dict[str, Claim]) -> Any:
+def _fig_batch_size(plt: Any, claims: dict[str, Claim]) -> Any:
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     _batch_size_panel(ax, claims["C6"])
     fig.tight_layout()
     return fig
 
 
-def fig_autoencoder(plt: Any, claims: dict[str, Claim]) -> Any:
+def _fig_autoencoder(plt: Any, claims: dict[str, Claim]) -> Any:
     c6 = claims["C6"]
     fig = plt.figure(figsize=(7.2, 4.4))
     spec = fig.add_gridspec(1, 1, left=0.14, right=0.99, top=0.9, bottom=0.08)
@@ -119,7 +119,7 @@ def fig_autoencoder(plt: Any, claims: dict[str, Claim]) -> Any:
     return fig
 
 
-def fig_bn_statistics(plt: Any, claims: dict[str, Claim]) -> Any:
+def _fig_bn_statistics(plt: Any, claims: dict[str, Claim]) -> Any:
     c2, c3 = claims["C2"], claims["C3"]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.35, 1]})
     layer = list(c2.plot["layers"])[-1]  # the deepest BatchNorm: one image's statistics are far from the rest
@@ -157,7 +157,7 @@ def fig_bn_statistics(plt: Any, claims: dict[str, Claim]) -> Any:
     return fig
 
 
-def fig_state_change(plt: Any, claims: dict[str, Claim]) -> Any:
+def _fig_state_change(plt: Any, claims: dict[str, Claim]) -> Any:
     v = claims["C4"].values
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.8))
     labels = ["before", "after eval()\npass", "after train()\npass, batch 64", "after train()\npass, batch 1"]
@@ -180,7 +180,7 @@ def fig_state_change(plt: Any, claims: dict[str, Claim]) -> Any:
     return fig
 
 
-def fig_output_spread(plt: Any, claims: dict[str, Claim]) -> Any:
+def _fig_output_spread(plt: Any, claims: dict[str, Claim]) -> Any:
     c5 = claims["C5"]
     train, ev = c5.plot["train"], c5.plot["eval"]
     shown = min(16, len(train))
@@ -200,7 +200,7 @@ def fig_output_spread(plt: Any, claims: dict[str, Claim]) -> Any:
     return fig
 
 
-def fig_dropout(plt: Any, claims: dict[str, Claim]) -> Any:
+def _fig_dropout(plt: Any, claims: dict[str, Claim]) -> Any:
     c7 = claims["C7"]
     v = c7.values
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
@@ -224,7 +224,7 @@ def fig_dropout(plt: Any, claims: dict[str, Claim]) -> Any:
     return fig
 
 
-def fig_overview(plt: Any, claims: dict[str, Claim]) -> Any:
+def _fig_overview(plt: Any, claims: dict[str, Claim]) -> Any:
     fig = plt.figure(figsize=(12, 4.4))
     spec = fig.add_gridspec(1, 2, width_ratios=[1, 1.35], left=0.06, right=0.99, top=0.9, bottom=0.13, wspace=0.2)
     _batch_size_panel(fig.add_subplot(spec[0]), claims["C6"])
@@ -234,13 +234,13 @@ def fig_overview(plt: Any, claims: dict[str, Claim]) -> Any:
 
 
 FIGURES: dict[str, tuple[Callable[[Any, dict[str, Claim]], Any], str]] = {
-    "overview.png": (fig_overview, "Forgetting model.eval(): accuracy vs batch size and colour distortion"),
-    "c2_c3_bn_statistics.png": (fig_bn_statistics, "What BatchNorm normalises with, and the EMA gap"),
-    "c4_state_change.png": (fig_state_change, "Test data in training mode changes the running statistics"),
-    "c5_output_spread.png": (fig_output_spread, "Output spread over repeated calls"),
-    "c6_batch_size.png": (fig_batch_size, "Accuracy vs test batch size"),
-    "c6_autoencoder.png": (fig_autoencoder, "Autoencoder colours at batch size 1"),
-    "c7_dropout.png": (fig_dropout, "Inverted dropout"),
+    "overview.png": (_fig_overview, "Forgetting model.eval(): accuracy vs batch size and colour distortion"),
+    "c2_c3_bn_statistics.png": (_fig_bn_statistics, "What BatchNorm normalises with, and the EMA gap"),
+    "c4_state_change.png": (_fig_state_change, "Test data in training mode changes the running statistics"),
+    "c5_output_spread.png": (_fig_output_spread, "Output spread over repeated calls"),
+    "c6_batch_size.png": (_fig_batch_size, "Accuracy vs test batch size"),
+    "c6_autoencoder.png": (_fig_autoencoder, "Autoencoder colours at batch size 1"),
+    "c7_dropout.png": (_fig_dropout, "Inverted dropout"),
 }
 
 

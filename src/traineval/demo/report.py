@@ -1,4 +1,17 @@
-"""Writing the demo's results: the terminal table, ``results.json`` and a self-contained ``report.html``."""
+"""Writing the demo's results: the terminal table, ``results.json`` and a self-contained ``report.html``.
+
+>>> import tempfile
+>>> from pathlib import Path
+>>> from traineval.demo.runner import DemoConfig, run
+>>> results = run(DemoConfig(train_images=64, test_images=64, epochs=1, sweep_images=8,
+...                          ae_images=32, ae_epochs=1, repeats=2))        # tiny: the API, not the numbers
+>>> summary_line(results)                              # doctest: +ELLIPSIS
+'... hold, 2 differ...'
+>>> folder = Path(tempfile.mkdtemp())
+>>> write_json(results, folder / "results.json"); write_html(results, {}, folder / "report.html")
+>>> sorted(p.name for p in folder.iterdir())
+['report.html', 'results.json']
+"""
 
 from __future__ import annotations
 
@@ -18,7 +31,7 @@ _VERDICT_HTML = {HOLDS: "#1a7f37", DIFFERS: "#9a6700", FAILS: "#cf222e"}
 
 
 def write_json(results: DemoResults, path: Path) -> None:
-    """Write ``results.json``: byte-identical for identical runs (sorted keys, no timings)."""
+    """Write ``results.json``: byte-identical for identical runs (sorted keys, no timings); see the module example."""
     path.write_text(json.dumps(results.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n",
                     encoding="utf-8")
 
@@ -35,7 +48,19 @@ def _use_colour(stream: TextIO) -> bool:
 
 
 def print_table(results: DemoResults, stream: TextIO | None = None) -> None:
-    """Print claim — measurement — verdict: a rich table when rich is installed, plain text otherwise."""
+    """Print claim — measurement — verdict: a rich table when rich is installed, plain text otherwise.
+
+    >>> import io
+    >>> from traineval.demo.runner import DemoConfig, DemoResults
+    >>> from traineval.demo.training import TrainingLog
+    >>> from traineval.demo.experiments import Claim
+    >>> claim = Claim("C9", "an example", "the article says", "exactly", "measured 1.0", "holds")
+    >>> log = TrainingLog(1, 0.5, (0.9,))
+    >>> stream = io.StringIO()
+    >>> print_table(DemoResults(DemoConfig(), [claim], log, log), stream)
+    >>> "measured 1.0" in stream.getvalue() and "holds" in stream.getvalue()
+    True
+    """
     stream = stream or sys.stdout
     rows = [(c.id, c.title, c.measurement, c.verdict) for c in results.claims]
     try:
@@ -68,7 +93,7 @@ def _plain_table(rows: list[tuple[str, str, str, str]], stream: TextIO) -> None:
 
 
 def summary_line(results: DemoResults) -> str:
-    """``8 holds, 2 differ`` style counts of the verdicts."""
+    """``8 hold, 2 differ`` style counts of the verdicts (see the module example)."""
     counts: dict[str, int] = {}
     for c in results.claims:
         counts[c.verdict] = counts.get(c.verdict, 0) + 1
@@ -109,7 +134,11 @@ def _img(path: Path, alt: str) -> str:
 
 
 def write_html(results: DemoResults, figures: dict[str, Path], path: Path, note: str = "") -> None:
-    """Write a self-contained ``report.html``: the table, each claim in full, figures embedded as data URLs."""
+    """Write a self-contained ``report.html``: the table, each claim in full, figures embedded as data URLs.
+
+    See the module example; ``figures`` maps file names from :data:`~traineval.demo.figures.FIGURES`
+    to PNG files, ``note`` is shown at the top (e.g. why figures are missing).
+    """
     from traineval.demo.figures import FIGURES
 
     e = html.escape

@@ -18,7 +18,15 @@ from traineval.errors import TraineValTypeError, TraineValValueError
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes of the demo run. :meth:`default` fits in about a minute on 2 CPU cores, :meth:`quick` in seconds."""
+    """Sizes of the demo run: ``DemoConfig()`` takes about a minute on 2 CPU cores, ``make(quick=True)`` seconds.
+
+    Invalid sizes are refused at construction:
+
+    >>> DemoConfig(epochs=0)
+    Traceback (most recent call last):
+    ...
+    traineval.errors.TraineValValueError: epochs must be at least 1, got 0
+    """
 
     seed: int = 0
     quick: bool = False
@@ -32,6 +40,22 @@ class DemoConfig:
     repeats: int = 20
     threads: int = 1
 
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise TraineValTypeError(f"expected an int for seed, got {type(self.seed).__name__}")
+        if not 0 <= self.seed < 2**31:
+            raise TraineValValueError(f"seed must be in [0, 2**31), got {self.seed}")
+        minimum = {"train_images": 64, "test_images": 2, "epochs": 1, "sweep_images": 1, "ae_images": 32,
+                   "ae_epochs": 1, "repeats": 2, "threads": 1}
+        for name, low in minimum.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TraineValTypeError(f"expected an int for {name}, got {type(value).__name__}")
+            if value < low:
+                raise TraineValValueError(f"{name} must be at least {low}, got {value}")
+        if not (isinstance(self.max_lr, float) and self.max_lr > 0):
+            raise TraineValValueError(f"max_lr must be a positive float, got {self.max_lr!r}")
+
     @classmethod
     def make(cls, *, quick: bool = False, seed: int = 0, threads: int = 1) -> DemoConfig:
         """The default or the ``--quick`` configuration for ``seed``, run on ``threads`` CPU threads.
@@ -43,14 +67,6 @@ class DemoConfig:
         >>> DemoConfig.make(quick=True).epochs < DemoConfig.make().epochs
         True
         """
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TraineValTypeError(f"expected an int for seed, got {type(seed).__name__}")
-        if not 0 <= seed < 2**31:
-            raise TraineValValueError(f"seed must be in [0, 2**31), got {seed}")
-        if isinstance(threads, bool) or not isinstance(threads, int):
-            raise TraineValTypeError(f"expected an int for threads, got {type(threads).__name__}")
-        if threads < 1:
-            raise TraineValValueError(f"threads must be at least 1, got {threads}")
         if quick:
             return cls(seed=seed, quick=True, train_images=1536, test_images=512, epochs=4, max_lr=2e-2,
                        sweep_images=256, ae_images=768, ae_epochs=4, repeats=10, threads=threads)

@@ -28,7 +28,15 @@ def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor
 
 
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
-    """Eval-mode accuracy of ``model`` on ``(x, y)``; the model's modes are restored afterwards."""
+    """Eval-mode accuracy of ``model`` on ``(x, y)``; the model's modes are restored afterwards.
+
+    >>> import torch.nn as nn
+    >>> model = nn.Linear(2, 2)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.copy_(torch.eye(2)), model.bias.zero_()
+    >>> accuracy(model, torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), torch.tensor([0, 1, 1]))
+    0.6666666666666666
+    """
     correct = 0
     with te.inference(model):
         for i in range(0, len(x), batch_size):
@@ -91,7 +99,14 @@ def train_classifier(
     max_lr: float = 6e-3,
     batch_size: int = 64,
 ) -> tuple[DemoCNN, TrainingLog]:
-    """Train :class:`DemoCNN` with AdamW and a one-cycle schedule; the test accuracy is logged per epoch."""
+    """Train :class:`DemoCNN` with AdamW and a one-cycle schedule; the test accuracy is logged per epoch.
+
+    >>> from traineval.demo.data import shapes_dataset
+    >>> x, y = shapes_dataset(64, seed=0)
+    >>> model, log = train_classifier(x, y, x, y, epochs=1, seed=0, progress=Progress(enabled=False))
+    >>> log.steps, len(log.per_epoch), model.training
+    (1, 1, False)
+    """
     torch.manual_seed(seed)
     model = DemoCNN()
     opt = torch.optim.AdamW(model.parameters(), lr=max_lr / 2, weight_decay=1e-4)
@@ -109,7 +124,14 @@ def train_classifier(
 def train_autoencoder(
     x: torch.Tensor, x_test: torch.Tensor, *, epochs: int, seed: int, progress: Progress, batch_size: int = 32
 ) -> tuple[ColourAutoencoder, TrainingLog]:
-    """Train :class:`ColourAutoencoder` to reconstruct colourful images (MSE, Adam); test MSE logged per epoch."""
+    """Train :class:`ColourAutoencoder` to reconstruct colourful images (MSE, Adam); test MSE logged per epoch.
+
+    >>> from traineval.demo.data import blobs_dataset
+    >>> x = blobs_dataset(64, seed=0)
+    >>> model, log = train_autoencoder(x, x[:8], epochs=2, seed=0, progress=Progress(enabled=False))
+    >>> log.steps, log.per_epoch[1] < log.per_epoch[0]
+    (4, True)
+    """
     torch.manual_seed(seed)
     model = ColourAutoencoder()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
