@@ -36,7 +36,20 @@ def test_python_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.Mon
         if skip is not None:
             assert skip, f"{page.name}:{line}: a no-test block must say why"
             continue
-        exec(compile(code, f"{page.name}:{line}", "exec"), namespace)
+        if code.lstrip().startswith(">>>"):  # an interactive session: check its output too
+            run_doctest(code, namespace, f"{page.name}:{line}")
+        else:
+            exec(compile(code, f"{page.name}:{line}", "exec"), namespace)
+
+
+def run_doctest(code: str, namespace: dict, name: str) -> None:
+    import doctest
+
+    test = doctest.DocTestParser().get_doctest(code, namespace, name, name, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    out: list[str] = []
+    runner.run(test, out=out.append)
+    assert runner.failures == 0, "".join(out)
 
 
 def test_skipped_blocks_are_few():
