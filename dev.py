@@ -6,7 +6,7 @@ the extras the command needs and the pinned CPU build of PyTorch (``constraints/
 then runs the command. Only Python 3 (with venv) and git are needed on the machine.
 
     python3 dev.py demo [demo options]   # reproduce the article's claims (``traineval demo``)
-    python3 dev.py test [pytest options] # ruff, then the full test suite
+    python3 dev.py test [pytest options] # ruff, the docs build (strict), then the full test suite
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -60,9 +61,15 @@ def main(argv: list[str]) -> int:
     _ensure_venv(EXTRAS[command])
     if command == "demo":
         return _run(BIN / "traineval", "demo", *rest)
-    code = _run(PY, "-m", "ruff", "check", ".")
-    if code != 0:
-        return code
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
+    with tempfile.TemporaryDirectory() as site:
+        for step in (
+            (PY, "-m", "ruff", "check", "."),
+            (PY, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", site),
+        ):
+            code = _run(*step)
+            if code != 0:
+                return code
     return _run(PY, "-m", "pytest", *rest)
 
 
