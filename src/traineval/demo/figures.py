@@ -174,7 +174,7 @@ def _fig_state_change(plt: Any, claims: dict[str, Claim]) -> Any:
     bars = b.bar(range(3), changes, color=[EVAL_COLOUR, "#ff7f0e", TRAIN_COLOUR])
     b.bar_label(bars, fmt="%.1f%%", fontsize=8)
     b.set_xticks(range(3), labels[1:], fontsize=8)
-    b.set_ylabel("change of running variance (%)")
+    b.set_ylabel("running variance change (%, worst layer)")
     b.set_title("… changes BatchNorm's state in train()")
     fig.tight_layout()
     return fig
