@@ -523,3 +523,15 @@ def test_progress_bar_only_on_a_terminal():
     os.close(main)
     assert proc.wait(timeout=120) == 0
     assert "recalibrating BatchNorm" in out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("ratio", [1.0, 30.0, 99.0, 101.0, 1e4])
+def test_fast_statistics_path_stays_exact_near_its_switch(ratio):
+    """BatchNorm's fused statistics kernel is used while |mean| <= 100 std; var_mean beyond."""
+    g = torch.Generator().manual_seed(3)
+    batches = [torch.randn(n, 4, 6, 6, generator=g) + ratio for n in (5, 9, 2)]
+    bn = nn.BatchNorm2d(4)
+    te.recalibrate_batchnorm(bn, batches, progress=False)
+    x = torch.cat(batches).double()
+    assert rel_err(bn.running_mean, x.mean((0, 2, 3))) <= REL
+    assert rel_err(bn.running_var, x.var((0, 2, 3), unbiased=True)) <= REL

@@ -206,8 +206,23 @@ class _Layer:
             )
         dims = tuple(d for d in range(x.dim()) if d != cdim)
         xv = x if x.dtype in _EXACT else x.float()
-        var, _ = torch.var_mean(xv, dims, correction=0)  # one Welford pass (double accumulators on CPU)
-        total = x.sum(dims, dtype=torch.float64)  # exact mean, however far from zero
+        # exact mean, however far from zero: float64 accumulation (over the contiguous inner
+        # dims first when it can: ~5x faster on CPU for conv feature maps than over (0, 2, 3))
+        if cdim == 1 and x.dim() > 2 and x.is_contiguous():
+            total = x.flatten(2).sum(2, dtype=torch.float64).sum(0)
+        else:
+            total = x.sum(dims, dtype=torch.float64)
+        var = None
+        if cdim == 1:
+            # BatchNorm's own statistics kernel: 2-8x faster on CPU than var_mean over these
+            # dims, and as exact unless a channel's mean dwarfs its spread (|mean| > 100 std),
+            # where its rounding grows as (mean/std)^2; those batches take var_mean below.
+            _, fast = torch.batch_norm_update_stats(xv, None, None, 1.0)
+            mean = total / per_channel
+            if not bool((mean * mean > 1e4 * fast.to(torch.float64)).any()):
+                var = fast
+        if var is None:
+            var, _ = torch.var_mean(xv, dims, correction=0)  # one Welford pass (double accumulators on CPU)
         return total, var, per_channel
 
     def add(self, total: torch.Tensor, var: torch.Tensor, n: int) -> None:
