@@ -492,7 +492,7 @@ def test_report_values_text_and_json():
     assert (layer.var_ratio_min, layer.var_ratio_max) == (pytest.approx(4.0), pytest.approx(12.0))
     assert layer.samples == 3 and layer.calls == 1
     text = str(report)
-    assert "recalibrated 1 normalisation layer over 1 batch" in text and "<root>" in text
+    assert "recalibrated 1 normalisation layer over 1 batch" in text and "<model>" in text
     payload = json.loads(json.dumps(report.to_dict()))
     assert payload["layers"][0]["samples"] == 3 and payload["order"] == "single-pass"
 

@@ -92,7 +92,7 @@ def group(nodes: list[Node], members: list[Node], flag: bool) -> dict[str, list[
 
 def examples(members: list[Node], limit: int = 3) -> str:
     """``bn1 (BatchNorm2d), drop (Dropout) and 4 more`` — the first few members, named."""
-    shown = ", ".join(f"{n.name or '<root>'} ({type(n.module).__name__})" for n in members[:limit])
+    shown = ", ".join(f"{n.name or '<model>'} ({type(n.module).__name__})" for n in members[:limit])
     more = len(members) - limit
     return f"{shown} and {more} more" if more > 0 else shown
 

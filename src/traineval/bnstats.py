@@ -122,11 +122,11 @@ class RecalibrationReport:
         )
         lines = [head]
         if self.layers:
-            width = max(len("layer"), *(len(x.name or "<root>") for x in self.layers))
+            width = max(len("layer"), *(len(x.name or "<model>") for x in self.layers))
             lines.append(f"  {'layer':<{width}}  {'type':<16} {'samples':>10} {'mean shift':>11}  var ratio")
             for x in self.layers:
                 lines.append(
-                    f"  {x.name or '<root>':<{width}}  {x.type_name:<16} {x.samples:>10} "
+                    f"  {x.name or '<model>':<{width}}  {x.type_name:<16} {x.samples:>10} "
                     f"{x.mean_shift:>9.3g} σ  {x.var_ratio_min:.3g} … {x.var_ratio_max:.3g}"
                 )
         if self.not_reached:
@@ -184,7 +184,7 @@ class _Layer:
 
     def batch(self, x: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Check a layer input; return (float64 sum, biased variance, values per channel)."""
-        where = f"layer `{self.name or '<root>'}` ({type(self.module).__name__})"
+        where = f"layer `{self.name or '<model>'}` ({type(self.module).__name__})"
         if not isinstance(x, torch.Tensor):
             raise TraineValTypeError(f"{where} received {describe_value(x)}, expected a tensor")
         x = x.detach()
