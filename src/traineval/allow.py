@@ -55,6 +55,12 @@ class allow(contextlib.ContextDecorator):
 
 
 def is_allowed(code: str) -> bool:
-    """True when ``code`` is allowed by an enclosing :class:`allow` block in this thread."""
+    """True when ``code`` is allowed by an enclosing :class:`allow` block in this thread.
+
+    >>> import traineval as te
+    >>> with te.allow("TE101", "TE105"):
+    ...     te.is_allowed("te105")          # codes are case-insensitive
+    True
+    """
     code = code.upper()
     return any(code in codes or ALL in codes for codes in _stack())

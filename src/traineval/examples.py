@@ -57,13 +57,22 @@ class SmallResNet(nn.Module):
 
 
 def small_resnet(**kwargs: int | float) -> SmallResNet:
-    """A small ResNet-style CNN (3×32×32 input, 10 classes) with 9 BatchNorm2d and a Dropout."""
+    """A small ResNet-style CNN (3×32×32 input, 10 classes) with 9 BatchNorm2d and a Dropout.
+
+    >>> import traineval as te
+    >>> len(te.mode_sensitive(small_resnet()))
+    10
+    """
     torch.manual_seed(0)
     return SmallResNet(**kwargs)  # type: ignore[arg-type]
 
 
 def mlp(in_features: int = 20, hidden: int = 64, num_classes: int = 10, p: float = 0.5) -> nn.Sequential:
-    """An MLP with BatchNorm1d and Dropout between its linear layers."""
+    """An MLP with BatchNorm1d and Dropout between its linear layers.
+
+    >>> mlp(p=0.3)[3]
+    Dropout(p=0.3, inplace=False)
+    """
     torch.manual_seed(0)
     return nn.Sequential(
         nn.Linear(in_features, hidden),
@@ -93,6 +102,11 @@ class TransformerClassifier(nn.Module):
 
 
 def transformer_classifier(**kwargs: int | float) -> TransformerClassifier:
-    """A 2-layer Transformer encoder classifier over token ids (batch_first)."""
+    """A 2-layer Transformer encoder classifier over token ids (batch_first).
+
+    >>> import torch
+    >>> transformer_classifier(num_classes=3)(torch.randint(0, 100, (2, 7))).shape
+    torch.Size([2, 3])
+    """
     torch.manual_seed(0)
     return TransformerClassifier(**kwargs)  # type: ignore[arg-type]

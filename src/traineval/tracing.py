@@ -43,7 +43,17 @@ _pre_listeners: list[Callable[[nn.Module, tuple[Any, ...]], None]] = []
 
 
 def module_stack() -> list[nn.Module]:
-    """The modules whose ``forward`` is running in this thread, outermost first."""
+    """The modules whose ``forward`` is running in this thread, outermost first.
+
+    >>> import torch, torch.nn as nn
+    >>> seen = []
+    >>> inner = nn.Linear(2, 2)
+    >>> _ = inner.register_forward_pre_hook(lambda m, i: seen.append(len(module_stack())))
+    >>> with track_modules():
+    ...     _ = nn.Sequential(inner)(torch.ones(1, 2))
+    >>> seen                                # Sequential and Linear were running
+    [2]
+    """
     stack = getattr(_local, "stack", None)
     if stack is None:
         stack = _local.stack = []
@@ -51,7 +61,11 @@ def module_stack() -> list[nn.Module]:
 
 
 def current_module() -> nn.Module | None:
-    """The innermost module whose ``forward`` is running in this thread, if any."""
+    """The innermost module whose ``forward`` is running in this thread, if any.
+
+    >>> current_module() is None            # outside any forward
+    True
+    """
     stack = module_stack()
     return stack[-1] if stack else None
 
@@ -80,7 +94,15 @@ def track_modules(
 ) -> Iterator[None]:
     """Keep the module stack up to date while inside; call ``listener(module, args, output)``
     after every module's forward (any module, registered anywhere or not), and
-    ``pre_listener(module, args)`` before it (``module`` is then already on the stack)."""
+    ``pre_listener(module, args)`` before it (``module`` is then already on the stack).
+
+    >>> import torch, torch.nn as nn
+    >>> calls = []
+    >>> with track_modules(lambda module, args, output: calls.append(type(module).__name__)):
+    ...     _ = nn.Dropout(0.5)(torch.ones(2))   # built on the spot: not registered anywhere
+    >>> calls
+    ['Dropout']
+    """
     global _users
     with _lock:
         if _users == 0:
@@ -201,6 +223,14 @@ class FunctionalWatch(TorchFunctionMode):
 
     Use together with :func:`track_modules` so the calling module is known. Costs one dict
     lookup per torch call inside the block.
+
+    >>> import torch, torch.nn.functional as F
+    >>> found = []
+    >>> with FunctionalWatch(found.append):
+    ...     _ = F.dropout(torch.ones(4), 0.5)               # training=True by default
+    ...     _ = F.dropout(torch.ones(4), 0.5, training=False)
+    >>> [(c.what, c.detail) for c in found]
+    [('F.dropout', 'p=0.5, training=True')]
     """
 
     def __init__(self, callback: Callable[[FunctionalCall], None]) -> None:

@@ -49,7 +49,11 @@ def get_rule(code: str) -> Rule:
 
 
 def render_markdown(rule: Rule) -> str:
-    """The docs page of ``rule`` (Markdown), in the ruff rule-page layout."""
+    """The docs page of ``rule`` (Markdown), in the ruff rule-page layout.
+
+    >>> print(render_markdown(get_rule("TE201")).splitlines()[0])
+    # TE201 `mixed-modes`
+    """
     lines = [
         f"# {rule.code} `{rule.name}`",
         "",
@@ -94,7 +98,11 @@ def render_markdown(rule: Rule) -> str:
 
 
 def render_index(rules: list[Rule] | None = None) -> str:
-    """The catalog page (Markdown): one table row per code, linking to its page."""
+    """The catalog page (Markdown): one table row per code, linking to its page.
+
+    >>> "[TE201](TE201.md)" in render_index()
+    True
+    """
     rules = all_rules() if rules is None else rules
     ranges = [
         ("TE0", "Found in source — `traineval lint`"),

@@ -58,7 +58,12 @@ class Finding:
 
 def render(findings: Sequence[Finding], fmt: str, *, color: bool = False, statistics: bool = False,
            fixed: int = 0, files: int | None = None) -> str:
-    """The findings in format ``fmt`` (``text``, ``json``, ``sarif`` or ``github``)."""
+    """The findings in format ``fmt`` (``text``, ``json``, ``sarif`` or ``github``).
+
+    >>> from traineval.lint import lint_source
+    >>> print(render(lint_source("model.eval\\n"), "github"))  # doctest: +ELLIPSIS
+    ::error file=<string>.py,line=1,col=1,endLine=1,endColumn=11,title=TE001 error::TE001 `model.eval` ...
+    """
     from traineval.report import machine, text
 
     if fmt == "text":
