@@ -6,9 +6,12 @@ would otherwise read ``>>>`` as nested block quotes.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import griffe
+
+_ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|exc|obj):`~?([^`]+)`")
 
 
 def fence_doctests(text: str) -> str:
@@ -41,4 +44,5 @@ class DoctestFences(griffe.Extension):
 
     def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:  # type: ignore[override]
         if obj.docstring is not None:
-            obj.docstring.value = fence_doctests(obj.docstring.value)
+            # Sphinx roles (:class:`x`) read as plain code in Markdown
+            obj.docstring.value = fence_doctests(_ROLE.sub(r"`\1`", obj.docstring.value))
