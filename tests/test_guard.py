@@ -628,3 +628,41 @@ def test_two_guards_on_one_model_and_a_raising_one() -> None:
     from traineval import _guard_runtime, tracing
 
     assert not _guard_runtime.installed() and tracing._installed == []
+
+
+def test_scope_checks_a_step_that_calls_submodules_once():
+    """guard.scope(): a step that calls submodules is checked like a forward of the model,
+    and the model's own forward inside the scope is not counted twice."""
+    import torch.nn.functional as F
+
+    class Body(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return F.dropout(self.lin(x), 0.5)  # TE103 once the model is in eval
+
+    model = nn.ModuleDict({"body": Body(), "head": nn.Linear(4, 2)})
+    found = []
+    with te.guard(model, on=found.append, once=False, tracing="always") as g:
+        model.eval()
+        with torch.no_grad(), g.scope(torch.ones(2, 4)):
+            model["head"](model["body"](torch.ones(2, 4)))
+    codes = sorted({(d.code, d.where) for d in found})
+    assert codes == [("TE103", "body")]
+    assert g.summary().counts["TE103"] == {"body": 1}
+
+    class Whole(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.drop = nn.Dropout(0.5)
+
+        def forward(self, x):
+            return self.drop(self.lin(x))
+
+    whole = Whole()
+    with te.guard(whole, on="log", once=False) as g, torch.no_grad(), g.scope():
+        whole(torch.ones(2, 4))  # the model's own forward, inside its scope
+    assert g.summary().counts == {"TE101": {"": 1}}  # once, not twice

@@ -61,7 +61,7 @@ from traineval.errors import (
 )
 from traineval.sensitivity import classify
 
-__all__ = ["Guard", "GuardError", "GuardSummary", "guard"]
+__all__ = ["Guard", "GuardError", "GuardScope", "GuardSummary", "guard"]
 
 #: With ``tracing="auto"``, every this many forwards are traced even without a change of modes.
 TRACE_EVERY = 64
@@ -132,6 +132,7 @@ class GuardSummary:
 
 
 class _ThreadState(threading.local):
+    scoped = 0  # open Guard.scope() blocks: the model's own forward is already covered
     depth = 0
     stack: contextlib.ExitStack | None = None
     watch: _tracing.FunctionalWatch | None = None
@@ -263,6 +264,28 @@ class Guard:
         state = "active" if self.active else "removed"
         return f"<Guard {self.label} {state}: {len(self._diagnostics)} finding(s)>"
 
+    # ------------------------------------------------------------------ scopes
+    def scope(self, *args: Any) -> GuardScope:
+        """Treat a block as one forward of the guarded model (``args``: its inputs, if any).
+
+        The forward-time checks (TE101, TE103, TE104) run when the guarded model's own
+        ``forward`` is called. Loops and frameworks whose steps call submodules instead
+        (``model.encoder(x)`` then ``model.head(h)``, a Lightning ``training_step`` calling
+        ``self.net(x)``) can wrap the step in ``guard.scope()``. A call of the model's own
+        ``forward`` inside the block is not checked a second time. Usable as a context
+        manager, or with :meth:`GuardScope.open`/:meth:`GuardScope.close` from callbacks.
+
+        >>> import torch, torch.nn as nn, traineval as te
+        >>> model = nn.ModuleDict({"body": nn.Linear(4, 4), "drop": nn.Dropout(0.5)})
+        >>> found = []
+        >>> with te.guard(model, on=found.append) as g, torch.no_grad():
+        ...     with g.scope():                       # the step never calls model(...)
+        ...         y = model["drop"](model["body"](torch.ones(2, 4)))
+        >>> [(d.code, d.where) for d in found]         # inference in training mode
+        [('TE101', '')]
+        """
+        return GuardScope(self, args)
+
     # ------------------------------------------------------------------ results
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -355,6 +378,8 @@ class Guard:
 
     # ------------------------------------------------------------------ forward
     def _on_root(self, root: nn.Module, args: tuple[Any, ...]) -> Callable[[], None] | None:
+        if self._tls.scoped:
+            return None  # inside Guard.scope(): this forward was checked when the scope opened
         if torch.compiler.is_compiling():
             self._compiled_seen = True
             return None
@@ -570,6 +595,56 @@ class Guard:
                 "TE106", where, trigger=trigger, module=where, type=type(top).__name__, model=self.label,
                 count=len(group), examples=_guard_scan.examples(group),
             )
+
+
+class GuardScope:
+    """One scope of :meth:`Guard.scope`: a context manager, or :meth:`open`/:meth:`close`."""
+
+    def __init__(self, guard: Guard, args: tuple[Any, ...]) -> None:
+        self.guard = guard
+        self.args = args
+        self._closer: Callable[[], None] | None = None
+        self._pushed = False
+        self._open = False
+
+    def open(self) -> GuardScope:
+        """Run the model's forward-time checks now and start watching the block."""
+        g = self.guard
+        if self._open or not g.active:
+            return self
+        self._closer = g._on_root(g.model, self.args)
+        if g._tls.depth:  # tracing: calls in the block are attributed to the model
+            stack = _tracing.module_stack()
+            if g.model not in stack:
+                stack.append(g.model)
+                self._pushed = True
+        g._tls.scoped += 1
+        self._open = True
+        return self
+
+    def close(self) -> None:
+        """End the scope (idempotent)."""
+        if not self._open:
+            return
+        self._open = False
+        g = self.guard
+        g._tls.scoped -= 1
+        try:
+            if self._pushed:
+                stack = _tracing.module_stack()
+                while stack and stack.pop() is not g.model:
+                    pass
+        finally:
+            self._pushed = False
+            closer, self._closer = self._closer, None
+            if closer is not None:
+                closer()
+
+    def __enter__(self) -> GuardScope:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def guard(

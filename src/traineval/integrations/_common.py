@@ -13,7 +13,6 @@ import logging
 import random
 import sys
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -22,7 +21,6 @@ import torch.nn as nn
 
 import traineval as te
 from traineval import _pins
-from traineval import tracing as _tracing
 from traineval.errors import TraineValError, TraineValTypeError, TraineValValueError, TraineValWarning, describe_value
 from traineval.sensitivity import is_norm_with_running_stats
 
@@ -261,82 +259,29 @@ def run_contract(
 class GuardScope:
     """Present a block of framework code as one forward of the guarded model.
 
-    ``te.guard`` runs its forward-time checks (TE101, TE103, TE104, TE105) when the guarded
+    ``te.guard`` runs its forward-time checks (TE101, TE103, TE104) when the guarded
     model's ``forward`` is called. Lightning calls ``training_step``/``validation_step``
     instead, and those often call submodules (``self.net(x)``) without ever calling the
-    LightningModule itself. The callback therefore opens a scope at each batch start and
-    closes it at the batch end. If a stage's step does call the model (``self(x)``), the
-    guard sees that forward itself and the scope stands down for that stage after its first
-    batch, so nothing is counted twice.
-
-    Uses the guard's entry point (``Guard._on_root``), trace (``Guard._close_trace``,
-    ``Guard._tls``) and occurrence counter (``Guard._counts``, to take back the first
-    batch's double count); when a guard lacks them the scope does nothing.
+    LightningModule itself. The callback therefore opens a :meth:`traineval.Guard.scope` at
+    each batch start and closes it at the batch end; a step that does call the model
+    (``self(x)``) is not checked twice, because the guard skips its own forward inside a scope.
     """
 
     def __init__(self, guard: te.Guard) -> None:
         self.guard = guard
-        self.native: dict[str, bool] = {}
-        self._open = False
-        self._pushed = False
-        self._probe: Any = None
-        self._called = False
-        self._stage = ""
-        self._added: Counter[Any] = Counter()
-
-    @property
-    def supported(self) -> bool:
-        g = self.guard
-        return all(hasattr(g, name) for name in ("_on_root", "_close_trace", "_tls", "model"))
+        self._scope: Any = None
 
     def open(self, stage: str, args: tuple[Any, ...]) -> None:
         """Start the scope of one batch of ``stage`` (``args``: the batch, for the checks)."""
         self.close()
-        g = self.guard
-        if not g.active or not self.supported or self.native.get(stage):
-            return
-        self._stage = stage
-        counts = getattr(g, "_counts", None)
-        before = Counter(counts) if counts is not None else None
-        if stage not in self.native:  # first batch of the stage: does its step call the model?
-            self._called = False
-            self._probe = g.model.register_forward_pre_hook(self._seen)
-        g._on_root(g.model, args)  # type: ignore[attr-defined]
-        self._added = counts - before if counts is not None and before is not None else Counter()
-        self._open = True
-        if g._tls.depth:  # type: ignore[attr-defined]
-            stack = _tracing.module_stack()
-            if g.model not in stack:
-                stack.append(g.model)
-                self._pushed = True
-
-    def _seen(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        self._called = True
+        if self.guard.active:
+            self._scope = self.guard.scope(*args).open()
 
     def close(self) -> None:
         """End the current scope (idempotent)."""
-        if self._probe is not None:
-            self._probe.remove()
-            self._probe = None
-            self.native[self._stage] = self._called
-            counts = getattr(self.guard, "_counts", None)
-            if self._called and counts is not None:  # the model's own forward was checked too: count once
-                counts.subtract(self._added)
-                for key in [k for k, n in counts.items() if n <= 0]:
-                    del counts[key]
-        if not self._open:
-            return
-        self._open = False
-        g = self.guard
-        try:
-            if g._tls.depth:  # type: ignore[attr-defined]
-                stack = _tracing.module_stack()
-                if g.model in stack:  # what the post-hook of a real forward does
-                    while stack and stack.pop() is not g.model:
-                        pass
-                g._close_trace()  # type: ignore[attr-defined]
-        finally:
-            self._pushed = False
+        scope, self._scope = self._scope, None
+        if scope is not None:
+            scope.close()
 
 
 # --------------------------------------------------------------- callback building blocks
