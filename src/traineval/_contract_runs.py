@@ -24,7 +24,7 @@ from torch.overrides import TorchFunctionMode
 
 from traineval import _pins
 from traineval._contract_tree import MISMATCH, difference, sample_dim, tensor_leaves
-from traineval.sensitivity import ModeSensitivity, classify
+from traineval.sensitivity import ModeSensitivity, classify, has_torch_forward
 from traineval.tracing import FunctionalCall, FunctionalWatch, track_modules
 
 _FULL_LIMIT = 1 << 16  # batch-free tensors up to this size are stored whole (determinism check)
@@ -165,9 +165,7 @@ class Probe:
         if threading.get_ident() != self.tid or not self.stack:
             return
         module, path, _ = self.stack[-1]
-        cls = type(module)
-        owner = next((k for k in cls.__mro__ if "forward" in vars(k)), cls)
-        if not owner.__module__.startswith("torch."):
+        if not has_torch_forward(module):
             self.random_calls.append((name, path))
 
     # ------------------------------------------------------------------------- events

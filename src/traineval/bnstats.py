@@ -38,7 +38,7 @@ from traineval.errors import (
     require_module,
 )
 from traineval.modes import ModeSnapshot
-from traineval.sensitivity import is_norm_with_running_stats
+from traineval.sensitivity import has_torch_forward, is_norm_with_running_stats
 
 __all__ = ["LayerRecalibration", "RecalibrationReport", "recalibrate_batchnorm"]
 
@@ -157,11 +157,10 @@ class _Layer:
         self.name = name
         self.module = module
         self.instance = isinstance(module, _InstanceNorm)
-        owner = next((k for k in type(module).__mro__ if "forward" in vars(k)), type(module))
         # torch's own BatchNorm forward in eval mode normalises with the buffers: we put the
         # batch's statistics there, which reproduces train-mode output without the batch
         # statistics being computed twice and without any collective (SyncBatchNorm).
-        self.substitute = isinstance(module, _BatchNorm) and owner.__module__.startswith("torch.")
+        self.substitute = isinstance(module, _BatchNorm) and has_torch_forward(module)
         self.saved = {k: b.detach().clone() for k, b in module.named_buffers(recurse=False) if b is not None}
         self.num_features = int(module.running_mean.numel())
         self.reset()

@@ -309,6 +309,18 @@ def _spectral_hook(module: nn.Module) -> bool:
     return any(isinstance(h, SpectralNorm) for h in module._forward_pre_hooks.values())
 
 
+def has_torch_forward(module: nn.Module) -> bool:
+    """True when the ``forward`` that ``module`` runs is defined by torch itself (``nn.Dropout``,
+    ``nn.Sequential``, ``nn.Module``'s placeholder), not by a user class — torch's own layers
+    follow the mode by construction.
+
+    >>> import torch.nn as nn
+    >>> has_torch_forward(nn.Dropout()), has_torch_forward(type("Mine", (nn.Dropout,), {"forward": id})())
+    (True, False)
+    """
+    return _forward_owner(type(module)).__module__.startswith("torch.")
+
+
 def _forward_owner(cls: type) -> type:
     return next((k for k in cls.__mro__ if "forward" in vars(k)), cls)
 
@@ -331,11 +343,11 @@ def classify(module: nn.Module, name: str = "") -> ModeSensitivity | None:
         if result is not None:
             return ModeSensitivity(name, module, *result)
         # a user subclass that overrides forward may add its own dependence on the mode
-        if _forward_owner(cls).__module__.startswith("torch."):
+        if has_torch_forward(module):
             return None
     if _spectral_hook(module):
         return ModeSensitivity(name, module, *_spectral(module))  # type: ignore[misc]
-    if _forward_owner(cls).__module__.startswith("torch.") and found is None:
+    if found is None and has_torch_forward(module):
         # torch's own modules are covered by the table; reading them would only find
         # fast-path choices (e.g. `if not self.training: use fused kernel`).
         return None

@@ -31,6 +31,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from traineval.sensitivity import has_torch_forward
+
 __all__ = ["FunctionalCall", "FunctionalWatch", "current_module", "module_stack", "track_modules"]
 
 # --------------------------------------------------------------------------- module stack
@@ -212,12 +214,6 @@ _WATCHED: dict[Any, tuple[str, Callable[[tuple[Any, ...], dict[str, Any]], str |
 }
 
 
-def _is_torch_module(module: nn.Module) -> bool:
-    cls = type(module)
-    owner = next((k for k in cls.__mro__ if "forward" in vars(k)), cls)
-    return owner.__module__.startswith("torch.")
-
-
 class FunctionalWatch(TorchFunctionMode):
     """Report active functional mode-sensitive calls to ``callback`` while entered.
 
@@ -243,7 +239,7 @@ class FunctionalWatch(TorchFunctionMode):
         if spec is not None:
             stack = module_stack()
             caller = stack[-1] if stack else None
-            if caller is None or not _is_torch_module(caller):
+            if caller is None or not has_torch_forward(caller):
                 try:
                     detail = spec[1](args, kwargs)
                 except (TypeError, ValueError):

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
-import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -21,6 +19,7 @@ import torch.nn as nn
 
 import traineval as te
 from traineval import _pins
+from traineval._contract_state import RngState
 from traineval.errors import TraineValError, TraineValTypeError, TraineValValueError, TraineValWarning, describe_value
 from traineval.sensitivity import is_norm_with_running_stats
 
@@ -142,18 +141,11 @@ def fresh_loader(data: Any) -> Any:
 def preserved_rng() -> Iterator[None]:
     """Leave the random streams (torch CPU and CUDA, ``random``, NumPy) as they were, so that
     a recalibration pass (a shuffling sampler, dropout) does not change the job's randomness."""
-    py_state = random.getstate()
-    np_mod = sys.modules.get("numpy")
-    np_state = np_mod.random.get_state() if np_mod is not None else None
-    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
-    devices = list(range(torch.cuda.device_count())) if cuda else []
+    state = RngState()
     try:
-        with torch.random.fork_rng(devices=devices):
-            yield
+        yield
     finally:
-        random.setstate(py_state)
-        if np_state is not None:
-            np_mod.random.set_state(np_state)  # type: ignore[union-attr]
+        state.restore()
 
 
 # ------------------------------------------------------------------------ recalibration
