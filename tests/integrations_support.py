@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from traineval import _guard_runtime
+from traineval.runtime import _interceptor as _guard_runtime
 
 
 @pytest.fixture(autouse=True, scope="module")

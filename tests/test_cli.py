@@ -112,7 +112,7 @@ def test_lint_and_rules_start_without_importing_torch(tmp_path):
         "from traineval.cli import main\n"
         f"main(['lint', {str(tmp_path / 'm.py')!r}]); main(['rules'])\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
-        "te.describe; import traineval.describe, traineval.guard\n"
+        "te.describe; import traineval.core.tree, traineval.runtime.guard\n"
         "assert callable(te.describe) and callable(te.guard), 'a submodule shadowed its function'\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -469,7 +469,8 @@ def test_nothing_stays_on_the_model() -> None:
 
     from torch.nn.modules import module as module_mod
 
-    from traineval import _guard_runtime, tracing
+    from traineval.core import tracing
+    from traineval.runtime import _interceptor as _guard_runtime
 
     model = ex.mlp()
     before = (len(module_mod._global_forward_pre_hooks), len(module_mod._global_forward_hooks))
@@ -506,7 +507,7 @@ class Boom(nn.Module):
 
 @pytest.mark.parametrize("exc", [RuntimeError("bad batch"), KeyboardInterrupt()])
 def test_failing_forward_leaves_no_interception_behind(exc: BaseException) -> None:
-    from traineval import tracing
+    from traineval.core import tracing
 
     model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), Boom(exc)).eval()
     g = te.guard(model)
@@ -537,7 +538,7 @@ def test_warn_points_at_user_code_and_log_uses_logging(caplog: pytest.LogCapture
     with te.guard(model), pytest.warns(te.TraineValWarning, match="TE101 .*torch.no_grad") as record, torch.no_grad():
         model(torch.randn(16, 20))
     assert record[0].filename == __file__
-    with te.guard(model, on="log"), torch.no_grad(), caplog.at_level("WARNING", logger="traineval.guard"):
+    with te.guard(model, on="log"), torch.no_grad(), caplog.at_level("WARNING", logger="traineval.runtime.guard"):
         model(torch.randn(16, 20))
     assert [r.levelname for r in caplog.records] == ["ERROR"] and "TE101" in caplog.records[0].getMessage()
 
@@ -593,7 +594,7 @@ def test_argument_errors_are_actionable() -> None:
         te.guard(model, min_batchnorm_values=1)
     with pytest.raises(ValueError, match="tracing must be 'auto' or 'always'"):
         te.guard(model, tracing="never")  # type: ignore[arg-type]
-    from traineval import _guard_runtime
+    from traineval.runtime import _interceptor as _guard_runtime
 
     assert not _guard_runtime.installed()                 # failed constructions install nothing
 
@@ -625,7 +626,8 @@ def test_two_guards_on_one_model_and_a_raising_one() -> None:
         model(torch.randn(2, 4))
     g2.remove()
     assert model.__dict__.get("_compiled_call_impl") is slot
-    from traineval import _guard_runtime, tracing
+    from traineval.core import tracing
+    from traineval.runtime import _interceptor as _guard_runtime
 
     assert not _guard_runtime.installed() and tracing._installed == []
 

@@ -40,7 +40,7 @@ def ddp_worker(rank: int, port: int, out: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from traineval._guard_scan import batchnorm_values
+    from traineval.runtime._scans import batchnorm_values
 
     torch.set_num_threads(1)
     dist.init_process_group(

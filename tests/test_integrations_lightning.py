@@ -27,8 +27,8 @@ pl = pytest.importorskip("lightning.pytorch")
 from integrations_support import _no_guard_left, _one_thread, close, import_error_without  # noqa: E402, F401
 
 import traineval as te  # noqa: E402
-from traineval import _guard_runtime  # noqa: E402
 from traineval.integrations.lightning import EvalContract, EvalContractError, ModeGuard, PreciseBatchNorm  # noqa: E402
+from traineval.runtime import _interceptor as _guard_runtime  # noqa: E402
 
 DataLoader = torch.utils.data.DataLoader
 TensorDataset = torch.utils.data.TensorDataset

@@ -24,13 +24,13 @@ pytest.importorskip("accelerate")
 from integrations_support import _no_guard_left, _one_thread, close, import_error_without  # noqa: E402, F401
 
 import traineval as te  # noqa: E402
-from traineval import _guard_runtime  # noqa: E402
 from traineval.integrations.transformers import (  # noqa: E402
     EvalContract,
     EvalContractError,
     ModeGuard,
     PreciseBatchNorm,
 )
+from traineval.runtime import _interceptor as _guard_runtime  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ fixtures

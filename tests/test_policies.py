@@ -157,14 +157,14 @@ def test_mc_dropout_composes_with_freeze_batchnorm_and_conflicts_fail_clearly():
     assert not model[1].training  # still frozen by the first policy
     frozen.undo()
 
-    from traineval import _pins
+    from traineval.core import pins
 
-    _pins.add_pin(model[3], 999, False, "custom_policy")
+    pins.add_pin(model[3], 999, False, "custom_policy")
     before = te.modes(model)
     with pytest.raises(ValueError, match="already pinned to eval mode by custom_policy"):
         te.mc_dropout(model)
     assert te.modes(model) == before
-    _pins.remove_pin(model[3], 999)
+    pins.remove_pin(model[3], 999)
 
 
 def test_mc_dropout_attention_and_recurrent_dropout_included():

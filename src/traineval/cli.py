@@ -21,7 +21,7 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 # name -> (module providing configure/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "check": ("traineval._contract_cli", "check the eval contract of a model built by MODULE:FACTORY"),
+    "check": ("traineval.contract.cli", "check the eval contract of a model built by MODULE:FACTORY"),
     "describe": ("traineval.cli", "show the mode tree of a model built by MODULE:FACTORY"),
     "rules": ("traineval.cli", "list the diagnostic codes (the catalog)"),
     "lint": ("traineval.lint.cli", "find mode bugs in source files and notebooks (static, never runs them)"),
@@ -91,7 +91,7 @@ def configure_describe(parser: argparse.ArgumentParser) -> None:
 
 
 def run_describe(args: argparse.Namespace) -> int:
-    from traineval.describe import describe
+    from traineval.core.tree import describe
 
     model = build_model(args.factory)
     if args.mode != "as-built":

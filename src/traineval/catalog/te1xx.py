@@ -1,4 +1,4 @@
-"""TE1xx — mode bugs caught while a job runs, by ``te.guard`` (see :mod:`traineval.guard`).
+"""TE1xx — mode bugs caught while a job runs, by ``te.guard`` (see :mod:`traineval.runtime.guard`).
 
 Each rule belongs to a family (:data:`FAMILIES`) that shares one detection mechanism, so the
 guard's cost can be measured and switched per family (``benchmarks/bench_guard.py``).

@@ -18,10 +18,10 @@ import torch
 import torch.nn as nn
 
 import traineval as te
-from traineval import _pins
-from traineval._contract_state import RngState
+from traineval.contract._state import RngState
+from traineval.core import pins
+from traineval.core.sensitivity import is_norm_with_running_stats
 from traineval.errors import TraineValError, TraineValTypeError, TraineValValueError, TraineValWarning, describe_value
-from traineval.sensitivity import is_norm_with_running_stats
 
 logger = logging.getLogger("traineval.integrations")
 
@@ -173,7 +173,7 @@ def recalibrate(
     ``torch.inference_mode`` (which a framework's evaluation loop may have entered) so that
     the statistics written are ordinary tensors.
     """
-    free = [m for m in kept_in_eval if _pins.pinned_flag(m) is None]
+    free = [m for m in kept_in_eval if pins.pinned_flag(m) is None]
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch.inference_mode(False))
         stack.enter_context(preserved_rng())

@@ -8,7 +8,7 @@ import re
 _FLAGLIKE = re.compile(r"^_*(is_|in_)?train(ing)?(_?mode|_?phase|_?flag)?$")
 _CAP = re.compile(r"^_*[A-Z][A-Za-z0-9_]*$")
 
-# torch.nn classes whose behaviour depends on the mode (see traineval.sensitivity for the live table)
+# torch.nn classes whose behaviour depends on the mode (see traineval.core.sensitivity for the live table)
 DROPOUT_CLASSES = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"}
 BN_CLASSES = {
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d",

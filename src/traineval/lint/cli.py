@@ -82,8 +82,8 @@ def run_lint(args: argparse.Namespace) -> int:
     """Run ``traineval lint``; returns the exit code."""
     from traineval.lint.engine import lint_paths
     from traineval.lint.fixes import fix_file
-    from traineval.report import render
-    from traineval.report.text import use_color
+    from traineval.lint.report import render
+    from traineval.lint.report.text import use_color
 
     cfg = _config(args)
     paths = args.paths or ["."]

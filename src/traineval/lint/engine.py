@@ -14,9 +14,9 @@ from traineval.lint.config import LintConfig
 from traineval.lint.files import discover, module_name
 from traineval.lint.index import ProjectIndex
 from traineval.lint.noqa import Suppressions, parse_suppressions
+from traineval.lint.report import Finding
 from traineval.lint.rules.flow import run_flow_rules
 from traineval.lint.source import CellMap, read_source
-from traineval.report import Finding
 
 PARALLEL_THRESHOLD = 48  # files; below this a process pool costs more than it saves
 

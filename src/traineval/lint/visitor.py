@@ -20,9 +20,9 @@ from traineval.lint.source import Source, char_col
 
 NO_GRAD = {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad",
            "torch.autograd.grad_mode.inference_mode"}
-TE_EVAL = {"traineval.evaluating", "traineval.inference", "traineval.mc_dropout", "traineval.modes.evaluating",
-           "traineval.modes.inference"}
-TE_TRAIN = {"traineval.training", "traineval.modes.training"}
+TE_EVAL = {"traineval.evaluating", "traineval.inference", "traineval.mc_dropout", "traineval.core.modes.evaluating",
+           "traineval.core.modes.inference"}
+TE_TRAIN = {"traineval.training", "traineval.core.modes.training"}
 TRACERS = {"torch.jit.trace", "torch.jit.trace_module", "torch.export.export", "torch.fx.symbolic_trace",
            "torch.onnx.export", "torch.onnx.dynamo_export"}
 WRAPPERS = {"copy.deepcopy", "deepcopy", "torch.compile", "torch.nn.DataParallel", "torch.nn.parallel.DataParallel",

@@ -1,6 +1,6 @@
 """Walking a guarded model: flat module lists, policy pins, grouping of findings (private).
 
-Kept separate from :mod:`traineval.guard` so the hot path (one flat walk per forward) is
+Kept separate from :mod:`traineval.runtime.guard` so the hot path (one flat walk per forward) is
 easy to read and measure.
 """
 
@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from traineval import _pins
+from traineval.core import pins
 
 
 def flat(root: nn.Module) -> list[nn.Module]:
@@ -55,7 +55,7 @@ def walk(root: nn.Module) -> list[Node]:
         if id(module) in seen:
             continue
         seen.add(id(module))
-        own = _pins.pinned_flag(module)
+        own = pins.pinned_flag(module)
         pin = own if own is not None else pin
         out.append(Node(name, module, parent, pin))
         for child_name, child in reversed(module._modules.items()):

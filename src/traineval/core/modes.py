@@ -24,12 +24,11 @@ from typing import Any, TypeVar
 import torch
 import torch.nn as nn
 
-from traineval import _pins
+from traineval.core import pins
 from traineval.errors import TraineValValueError, require_module
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["evaluating", "inference", "modes", "set_modes", "training"]
 
 
 def modes(model: nn.Module) -> dict[str, bool]:
@@ -89,7 +88,7 @@ def set_modes(model: nn.Module, snapshot: Mapping[str, bool], *, strict: bool = 
             )
     for name, module in named:
         if name in snapshot:
-            module.training = _pins.effective_flag(module, snapshot[name])
+            module.training = pins.effective_flag(module, snapshot[name])
 
 
 class ModeSnapshot:
@@ -113,7 +112,7 @@ class ModeSnapshot:
 
     def restore(self) -> None:
         for module, flag in self.flags:
-            module.training = _pins.effective_flag(module, flag)
+            module.training = pins.effective_flag(module, flag)
 
 
 class _ModeContext(contextlib.ContextDecorator):

@@ -67,7 +67,7 @@ def _example(args: argparse.Namespace) -> Any:
 
 def run_check(args: argparse.Namespace) -> int:
     """Run ``traineval check``; returns the exit code."""
-    from traineval.contract import check
+    from traineval.contract.check import check
     from traineval.errors import TraineValError
 
     model = build_model(args.model)

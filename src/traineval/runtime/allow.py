@@ -18,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import threading
 
-__all__ = ["allow", "is_allowed"]
-
 _local = threading.local()
 ALL = "*"
 

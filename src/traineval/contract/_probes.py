@@ -1,8 +1,8 @@
 """One forward of the eval contract, watched module by module (private).
 
-A :class:`Probe` is installed for one forward. Through :func:`traineval.tracing.track_modules`
+A :class:`Probe` is installed for one forward. Through :func:`traineval.core.tracing.track_modules`
 it sees every module call — registered or not — before (inputs) and after (outputs), and
-through :class:`~traineval.tracing.FunctionalWatch` every active functional dropout /
+through :class:`~traineval.core.tracing.FunctionalWatch` every active functional dropout /
 batch-norm call. A reference probe stores, for the checked samples only, the rows of every
 tensor that goes into or comes out of a module; a variant probe (another seed, one sample
 alone, the batch reordered) compares its rows with the reference as the forward runs and keeps
@@ -22,10 +22,10 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
-from traineval import _pins
-from traineval._contract_tree import MISMATCH, difference, sample_dim, tensor_leaves
-from traineval.sensitivity import ModeSensitivity, classify, has_torch_forward
-from traineval.tracing import FunctionalCall, FunctionalWatch, track_modules
+from traineval.contract._outputs import MISMATCH, difference, sample_dim, tensor_leaves
+from traineval.core import pins
+from traineval.core.sensitivity import ModeSensitivity, classify, has_torch_forward
+from traineval.core.tracing import FunctionalCall, FunctionalWatch, track_modules
 
 _FULL_LIMIT = 1 << 16  # batch-free tensors up to this size are stored whole (determinism check)
 
@@ -290,8 +290,8 @@ def sensitivity(module: nn.Module, path: str) -> ModeSensitivity | None:
 
 def why_training(s: Any, module: nn.Module, path: str, parent: str | None) -> str:
     """Why ``module`` runs in training mode although ``model.eval()`` was called."""
-    if _pins.pinned_flag(module) is True:
-        return f"a traineval policy ({', '.join(_pins.pin_owners(module))}) keeps it in training mode"
+    if pins.pinned_flag(module) is True:
+        return f"a traineval policy ({', '.join(pins.pin_owners(module))}) keeps it in training mode"
     if s.namer.registered(module):
         override = overriding_ancestor(s.namer, path)
         if override is not None:
@@ -312,8 +312,8 @@ def why_training(s: Any, module: nn.Module, path: str, parent: str | None) -> st
 
 def why_eval(s: Any, module: nn.Module, path: str) -> str:
     """Why ``module`` runs in eval mode although ``model.train()`` was called."""
-    if _pins.pinned_flag(module) is False:
-        return f"a traineval policy ({', '.join(_pins.pin_owners(module))}) keeps it in eval mode"
+    if pins.pinned_flag(module) is False:
+        return f"a traineval policy ({', '.join(pins.pin_owners(module))}) keeps it in eval mode"
     override = overriding_ancestor(s.namer, path)
     if override is not None:
         name, cls = override

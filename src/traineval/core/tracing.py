@@ -1,8 +1,8 @@
 """Seeing what runs inside a forward: the stack of modules being called, and functional
 mode-sensitive calls (``F.dropout`` & co.) with the module whose ``forward`` made them.
 
-Shared by the eval contract (:mod:`traineval.contract`) and the runtime guard
-(:mod:`traineval.guard`); private to the package.
+Shared by the eval contract (:mod:`traineval.contract.check`) and the runtime guard
+(:mod:`traineval.runtime.guard`); private to the package.
 
 Two independent pieces:
 
@@ -31,9 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from traineval.sensitivity import has_torch_forward
-
-__all__ = ["FunctionalCall", "FunctionalWatch", "current_module", "module_stack", "track_modules"]
+from traineval.core.sensitivity import has_torch_forward
 
 # --------------------------------------------------------------------------- module stack
 _local = threading.local()

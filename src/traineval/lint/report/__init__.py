@@ -64,7 +64,7 @@ def render(findings: Sequence[Finding], fmt: str, *, color: bool = False, statis
     >>> print(render(lint_source("model.eval\\n"), "github"))  # doctest: +ELLIPSIS
     ::error file=<string>.py,line=1,col=1,endLine=1,endColumn=11,title=TE001 error::TE001 `model.eval` ...
     """
-    from traineval.report import machine, text
+    from traineval.lint.report import machine, text
 
     if fmt == "text":
         return text.render_text(findings, color=color, statistics=statistics, fixed=fixed, files=files)

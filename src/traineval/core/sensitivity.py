@@ -26,8 +26,6 @@ import torch.nn as nn
 
 from traineval.errors import require_module
 
-__all__ = ["ModeSensitivity", "classify", "is_norm_with_running_stats", "mode_sensitive"]
-
 KINDS = (
     "batchnorm",
     "instancenorm",

@@ -25,12 +25,10 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from traineval import _pins
+from traineval.core import pins
+from traineval.core.modes import ModeSnapshot
+from traineval.core.sensitivity import classify, is_norm_with_running_stats
 from traineval.errors import TraineValTypeError, TraineValValueError, TraineValWarning, require_module
-from traineval.modes import ModeSnapshot
-from traineval.sensitivity import classify, is_norm_with_running_stats
-
-__all__ = ["MCPrediction", "Policy", "freeze_batchnorm", "mc_dropout", "predict_mc"]
 
 _ids = itertools.count(1)
 _DROPOUT_KINDS = ("dropout", "attention", "recurrent")
@@ -71,10 +69,10 @@ class Policy:
 
     def _apply(self, targets: list[tuple[str, nn.Module, bool]]) -> None:
         for name, module, flag in targets:  # refuse before changing anything
-            _pins.check_pin(module, flag, self.name, name)
+            pins.check_pin(module, flag, self.name, name)
         try:
             for name, module, flag in targets:
-                _pins.add_pin(module, self.id, flag, self.name)
+                pins.add_pin(module, self.id, flag, self.name)
                 self._pinned.append((name, module, flag))
         except BaseException:
             self._remove_pins()
@@ -90,7 +88,7 @@ class Policy:
 
     def _remove_pins(self) -> None:
         for _, module, _ in self._pinned:
-            _pins.remove_pin(module, self.id)
+            pins.remove_pin(module, self.id)
 
     def undo(self, *, restore_modes: bool = False) -> None:
         """Remove the policy (idempotent).
@@ -320,4 +318,4 @@ def predict_mc(
 
 def active_policies(module: nn.Module) -> list[str]:
     """Names of the policies pinning ``module`` (empty when none)."""
-    return _pins.pin_owners(module)
+    return pins.pin_owners(module)

@@ -23,12 +23,10 @@ from typing import Any
 
 import torch.nn as nn
 
-from traineval import _pins
+from traineval.core import pins
+from traineval.core.sensitivity import classify
 from traineval.diagnostics import Diagnostic, Severity, make, worst
 from traineval.errors import require_module
-from traineval.sensitivity import classify
-
-__all__ = ["ModeReport", "ModuleMode", "describe"]
 
 
 @dataclass(frozen=True)
@@ -247,8 +245,8 @@ def describe(model: nn.Module) -> ModeReport:
                 depth=0 if not name else name.count(".") + 1,
                 kind=None if found is None else found.kind,
                 reason="" if found is None else found.reason,
-                policies=tuple(_pins.pin_owners(module)),
-                pinned=_pins.pinned_flag(module),
+                policies=tuple(pins.pin_owners(module)),
+                pinned=pins.pinned_flag(module),
             )
         )
     for mid, names in alias_names.items():

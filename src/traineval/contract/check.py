@@ -31,17 +31,15 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from traineval import _pins
-from traineval._contract_explain import coverage_findings, culprit, functional_findings, gap_findings, state_findings
-from traineval._contract_runs import Divergence, Namer, Probe, sensitivity, why_eval
-from traineval._contract_state import RngState, StateLedger
-from traineval._contract_tree import MISMATCH, batch_size, difference, flatten, sample_dim, take
-from traineval.allow import allow
+from traineval.contract._explain import coverage_findings, culprit, functional_findings, gap_findings, state_findings
+from traineval.contract._outputs import MISMATCH, batch_size, difference, flatten, sample_dim, take
+from traineval.contract._probes import Divergence, Namer, Probe, sensitivity, why_eval
+from traineval.contract._state import RngState, StateLedger
+from traineval.core import pins
+from traineval.core.modes import ModeSnapshot
 from traineval.diagnostics import Diagnostic, Severity, make
 from traineval.errors import TraineValTypeError, TraineValValueError, require_module
-from traineval.modes import ModeSnapshot
-
-__all__ = ["ContractReport", "StatGap", "assert_eval_contract", "check"]
+from traineval.runtime.allow import allow
 
 SEED_A, SEED_B = 20240917, 7_000_003
 GAP_NOISE = 4.0  # a gap must exceed GAP_NOISE standard errors of the batch estimate to count
@@ -463,7 +461,7 @@ def _train_checks(s: _Session, model: nn.Module, example: Any, forward: Any, fin
         module = call.module
         if not call.training:
             why = why_eval(s, module, call.path)
-            code = "TE217" if _pins.pinned_flag(module) is False else "TE216"
+            code = "TE217" if pins.pinned_flag(module) is False else "TE216"
             inert.append(make(code, where=call.path, module=call.path or "<model>", type=found.type_name, reason=why,
                               behaviour="stays in eval mode during training"))
         elif found.kind == "batchnorm" and module not in moved and getattr(module, "momentum", None) == 0:

@@ -22,7 +22,7 @@ TE106     eval-inside-training                 part of a training model in eval 
 
 Nothing the model carries changes: no hook is registered on it; the guarded model and its
 BatchNorm layers get an interceptor in the call slot that ``nn.Module.__getstate__`` leaves
-out (see :mod:`traineval._guard_runtime`), so ``copy.deepcopy``, ``state_dict`` and pickling
+out (see :mod:`traineval.runtime._interceptor`), so ``copy.deepcopy``, ``state_dict`` and pickling
 see the model as it is, and outputs and gradients are bit-identical with and without it.
 """
 
@@ -45,11 +45,11 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from traineval import _guard_runtime, _guard_scan, _pins
-from traineval import tracing as _tracing
-from traineval.allow import is_allowed
 from traineval.catalog import get_rule
 from traineval.catalog.te1xx import FAMILIES, RULES
+from traineval.core import pins
+from traineval.core import tracing as _tracing
+from traineval.core.sensitivity import classify
 from traineval.diagnostics import Diagnostic, make
 from traineval.errors import (
     TraineValError,
@@ -59,9 +59,8 @@ from traineval.errors import (
     describe_value,
     require_module,
 )
-from traineval.sensitivity import classify
-
-__all__ = ["Guard", "GuardError", "GuardScope", "GuardSummary", "guard"]
+from traineval.runtime import _interceptor, _scans
+from traineval.runtime.allow import is_allowed
 
 #: With ``tracing="auto"``, every this many forwards are traced even without a change of modes.
 TRACE_EVERY = 64
@@ -208,16 +207,16 @@ class Guard:
     # ------------------------------------------------------------------ life cycle
     def _install(self) -> None:
         """Add this guard's hooks (also used to resume after :meth:`_uninstall`, keeping caches)."""
-        _guard_runtime.add_target(self.model, self._on_root)
+        _interceptor.add_target(self.model, self._on_root)
         try:
             for bn in self._bn_targets:
-                _guard_runtime.add_target(bn, self._on_bn)
+                _interceptor.add_target(bn, self._on_bn)
             if self._rules & _STEP_CODES:
                 if self._optimizers:
                     for opt in self._optimizers:
                         self._opt_handles.append(opt.register_step_pre_hook(self._on_given_step))
                 else:
-                    _guard_runtime.add_step_handler(self._on_any_step)
+                    _interceptor.add_step_handler(self._on_any_step)
         except BaseException:
             self._uninstall()
             raise
@@ -228,10 +227,10 @@ class Guard:
     def _uninstall(self) -> None:
         """Remove every hook; what was learnt about the model stays (the benchmark suspends this way)."""
         self.active = False
-        _guard_runtime.remove_target(self.model, self._on_root)
+        _interceptor.remove_target(self.model, self._on_root)
         for bn in self._bn_targets:
-            _guard_runtime.remove_target(bn, self._on_bn)
-        _guard_runtime.remove_step_handler(self._on_any_step)
+            _interceptor.remove_target(bn, self._on_bn)
+        _interceptor.remove_step_handler(self._on_any_step)
         for handle in self._opt_handles:
             handle.remove()
         self._opt_handles.clear()
@@ -373,7 +372,7 @@ class Guard:
         if isinstance(module, _BatchNorm) and "TE105" in self._rules:
             self._bn_targets.append(module)
             if self.active:
-                _guard_runtime.add_target(module, self._on_bn)
+                _interceptor.add_target(module, self._on_bn)
         return sensitive
 
     # ------------------------------------------------------------------ forward
@@ -389,7 +388,7 @@ class Guard:
         n_eval = 0
         any_train = False
         sens = self._sens
-        for m in _guard_scan.flat(root):
+        for m in _scans.flat(root):
             if m.training:
                 any_train = True
             else:
@@ -406,26 +405,26 @@ class Guard:
         return None
 
     def _check_inference(self) -> None:
-        nodes = _guard_scan.walk(self.model)
+        nodes = _scans.walk(self.model)
         members = [n for n in nodes if n.module.training and n.pin is not True and self._sensitive(n.module)]
-        if not members or _guard_scan.statistics_pass(members):
+        if not members or _scans.statistics_pass(members):
             return
         context = "torch.inference_mode()" if torch.is_inference_mode_enabled() else "torch.no_grad()"
-        for where, group in _guard_scan.group(nodes, members, True).items():
+        for where, group in _scans.group(nodes, members, True).items():
             self._report(
                 "TE101", where, module=self._display(where), context=context, count=len(group),
-                examples=_guard_scan.examples(group),
+                examples=_scans.examples(group),
             )
 
     def _on_bn(self, bn: nn.Module, args: tuple[Any, ...]) -> None:
         if torch.compiler.is_compiling():
             self._compiled_seen = True
-        elif _guard_scan.uses_batch_statistics(bn) and self._wants("TE105"):
+        elif _scans.uses_batch_statistics(bn) and self._wants("TE105"):
             self._check_batch(bn, args, bn)
 
     def _check_batch(self, bn: nn.Module, args: tuple[Any, ...], named: nn.Module) -> None:
         x = args[0] if args else None
-        count = _guard_scan.batchnorm_values(bn, x)
+        count = _scans.batchnorm_values(bn, x)
         if count is None or count >= self.min_batchnorm_values:
             return
         where = self._name(named)
@@ -453,7 +452,7 @@ class Guard:
         state = self._tls
         stack = contextlib.ExitStack()
         stack.enter_context(_tracing.track_modules(self._on_module_done))
-        state.registered = frozenset(map(id, _guard_scan.flat(root)))
+        state.registered = frozenset(map(id, _scans.flat(root)))
         state.stack = stack
         state.depth = 1
         if "TE103" in self._rules:
@@ -475,18 +474,18 @@ class Guard:
         state = self._tls
         if not state.depth:
             return
-        if id(module) in state.registered or _guard_runtime.is_target(module):
+        if id(module) in state.registered or _interceptor.is_target(module):
             return
         stack = _tracing.module_stack()
         caller = stack[-1] if stack else None
         if caller is None or id(caller) not in state.registered:
             return  # called by an unregistered module (e.g. a separate teacher model): its business
-        if self._wants("TE105") and _guard_scan.uses_batch_statistics(module):
+        if self._wants("TE105") and _scans.uses_batch_statistics(module):
             self._check_batch(module, args, caller)
         if not self._wants("TE104") or module.training == caller.training:
             return
         found = classify(module)
-        if found is None or found.kind == "unknown" or _pins.pinned_flag(module) is not None:
+        if found is None or found.kind == "unknown" or pins.pinned_flag(module) is not None:
             return
         where = self._name(caller)
         if where is None:
@@ -567,16 +566,16 @@ class Guard:
         if not (self._wants("TE102") or self._wants("TE106")):
             return
         root = self.model
-        if all(m.training for m in _guard_scan.flat(root)):
+        if all(m.training for m in _scans.flat(root)):
             return
-        nodes = _guard_scan.walk(root)
+        nodes = _scans.walk(root)
         members = [
             n
             for n in nodes
             if not n.module.training
             and n.pin is not False
             and self._sensitive(n.module)
-            and not _guard_scan.frozen(n)
+            and not _scans.frozen(n)
         ]
         if not members:
             return
@@ -584,16 +583,16 @@ class Guard:
             if self._wants("TE102"):
                 self._report(
                     "TE102", "", trigger=trigger, module=self.label, count=len(members),
-                    examples=_guard_scan.examples(members),
+                    examples=_scans.examples(members),
                 )
             return
         if not self._wants("TE106"):
             return
-        for where, group in _guard_scan.group(nodes, members, False).items():
+        for where, group in _scans.group(nodes, members, False).items():
             top = next(n.module for n in nodes if n.name == where)
             self._report(
                 "TE106", where, trigger=trigger, module=where, type=type(top).__name__, model=self.label,
-                count=len(group), examples=_guard_scan.examples(group),
+                count=len(group), examples=_scans.examples(group),
             )
 
 
@@ -746,12 +745,12 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def _compiled_in_place(module: nn.Module) -> bool:
     """True when ``module.compile()`` was called before the guard (its interceptor wraps it)."""
     call = module.__dict__.get("_compiled_call_impl")
-    return call is not None and (not _guard_runtime.is_ours(call) or call.previous is not None)
+    return call is not None and (not _interceptor.is_ours(call) or call.previous is not None)
 
 
 def _is_compiled(model: nn.Module) -> bool:
     call = model.__dict__.get("_compiled_call_impl")
-    if _guard_runtime.is_ours(call):
+    if _interceptor.is_ours(call):
         call = call.previous  # type: ignore[union-attr]
     return isinstance(getattr(model, "_orig_mod", None), nn.Module) or call is not None
 

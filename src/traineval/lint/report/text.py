@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from traineval.diagnostics import Severity
-from traineval.report import Finding
+from traineval.lint.report import Finding
 
 _COLORS = {"error": "31", "warning": "33", "info": "36", "bold": "1", "dim": "2", "green": "32"}
 

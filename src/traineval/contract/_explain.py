@@ -1,6 +1,6 @@
 """Turning what the probes saw into diagnostics: which module, of what type, and why (private).
 
-Used by :mod:`traineval.contract`; ``s`` is its session (namer, ledger, tolerances).
+Used by :mod:`traineval.contract.check`; ``s`` is its session (namer, ledger, tolerances).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 
 import torch.nn as nn
 
-from traineval import _pins
-from traineval._contract_runs import Call, Divergence, Probe, sensitivity, why_training
+from traineval.contract._probes import Call, Divergence, Probe, sensitivity, why_training
+from traineval.core import pins
 from traineval.diagnostics import Diagnostic, make
 
 
@@ -25,7 +25,7 @@ def coverage_findings(s: Any, ref: Probe, findings: list[Diagnostic]) -> dict[st
             continue
         why = why_training(s, call.module, call.path, call.parent)
         out[call.path] = why
-        code = "TE217" if _pins.pinned_flag(call.module) is True else "TE213"
+        code = "TE217" if pins.pinned_flag(call.module) is True else "TE213"
         findings.append(make(code, where=call.path, module=call.path or "<model>", type=found.type_name, reason=why,
                              behaviour=f"runs in training mode during eval ({found.kind})"))
     return out
@@ -66,7 +66,7 @@ def culprit(s: Any, div: Divergence | None, what: str, coverage: dict[str, str],
         module, path = div.module, div.path
         own = "in its own forward code"
     kind = type(module).__name__
-    explained = _pins.pinned_flag(module) is True
+    explained = pins.pinned_flag(module) is True
     if div.shapes is not None:
         one, batch = div.shapes
         what_shape = f"the input it passes to `{div.path}`" if div.key[2] == "in" else "its output"

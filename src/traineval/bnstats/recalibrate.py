@@ -28,7 +28,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from traineval.allow import allow
+from traineval.core.modes import ModeSnapshot
+from traineval.core.sensitivity import has_torch_forward, is_norm_with_running_stats
 from traineval.errors import (
     TraineValError,
     TraineValTypeError,
@@ -37,10 +38,7 @@ from traineval.errors import (
     describe_value,
     require_module,
 )
-from traineval.modes import ModeSnapshot
-from traineval.sensitivity import has_torch_forward, is_norm_with_running_stats
-
-__all__ = ["LayerRecalibration", "RecalibrationReport", "recalibrate_batchnorm"]
+from traineval.runtime.allow import allow
 
 _DROPOUT = ("off", "on")
 _ORDERS = ("single-pass", "layerwise")

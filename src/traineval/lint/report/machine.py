@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from traineval.report import Finding
+from traineval.lint.report import Finding
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 DOCS_URL = "https://github.com/traineval/traineval/blob/main/docs/diagnostics/{code}.md"
