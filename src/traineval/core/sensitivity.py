@@ -1,8 +1,8 @@
 """Which modules change behaviour with the mode, and how.
 
 A module is *mode-sensitive* when its output or its state depends on ``module.training``.
-traineval knows every such layer in ``torch.nn`` (a table, with the conditions under which
-each really differs: a ``Dropout(p=0)`` does not), and detects custom modules by reading
+traineval knows every such layer in ``torch.nn`` (the table in :mod:`traineval.ops`, with the
+conditions under which each really differs: a ``Dropout(p=0)`` does not), and detects custom modules by reading
 the source of their ``forward`` — and the methods of the class it calls — for
 ``self.training``. A class whose source cannot be read is reported as ``unknown``, never
 guessed. Strings and comments that mention "training" do not count: the source is parsed.
@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib
 import inspect
 import textwrap
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch.nn as nn
 
+from traineval import ops
 from traineval.errors import require_module
 
 KINDS = (
@@ -64,136 +66,57 @@ class ModeSensitivity:
 
 
 # ---------------------------------------------------------------------------- built-in table
-_Rule = Callable[[nn.Module], "tuple[str, str] | None"]
+class _Attributes(dict):
+    """``str.format_map`` over a module's attributes (``{dropout.p:g}`` reads ``m.dropout.p``)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def __missing__(self, key: str) -> Any:
+        return getattr(self.module, key)
 
 
-def _norm(m: nn.Module) -> tuple[str, str] | None:
-    if getattr(m, "running_mean", None) is None:
-        return None  # track_running_stats=False: batch statistics in both modes
-    if isinstance(m, nn.modules.instancenorm._InstanceNorm):
-        return (
-            "instancenorm",
-            "training: per-instance statistics, running statistics updated; "
-            "eval: running statistics (track_running_stats=True)",
-        )
-    return (
-        "batchnorm",
-        "training: normalises with the batch's mean/variance and updates running "
-        "statistics; eval: normalises with the running statistics",
-    )
+def _attribute(module: nn.Module, dotted: str) -> Any:
+    value: Any = module
+    for part in dotted.split("."):
+        value = getattr(value, part, None) if not part.isdigit() else _item(value, int(part))
+    return value
 
 
-def _dropout(m: nn.Module) -> tuple[str, str] | None:
-    p = float(getattr(m, "p", 0.0))
-    if p <= 0.0:
-        return None
-    if isinstance(m, (nn.AlphaDropout, nn.FeatureAlphaDropout)):
-        what = "alpha dropout (keeps self-normalising mean/variance)"
-    elif isinstance(m, (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)):
-        what = "drops whole channels"
-    else:
-        what = "zeroes each element"
-    return ("dropout", f"training: {what} with p={p:g}, kept values scaled by 1/(1-p); eval: identity")
-
-
-def _rrelu(m: nn.Module) -> tuple[str, str] | None:
-    return (
-        "activation",
-        f"training: random negative slope in [{m.lower:g}, {m.upper:g}]; "
-        "eval: fixed slope (lower+upper)/2",
-    )
-
-
-def _mha(m: nn.Module) -> tuple[str, str] | None:
-    p = float(getattr(m, "dropout", 0.0))
-    if p <= 0.0:
-        return None
-    return ("attention", f"training: dropout p={p:g} on attention weights; eval: none")
-
-
-def _transformer_layer(m: nn.Module) -> tuple[str, str] | None:
-    drop = getattr(m, "dropout", None)
-    p = float(getattr(drop, "p", 0.0)) if drop is not None else 0.0
-    if p <= 0.0:
-        return None
-    return (
-        "attention",
-        f"training: dropout p={p:g} in attention and feed-forward; eval: none "
-        "(and the fused fast path may be used)",
-    )
-
-
-def _rnn(m: nn.Module) -> tuple[str, str] | None:
-    p = float(getattr(m, "dropout", 0.0))
-    if p <= 0.0 or getattr(m, "num_layers", 1) < 2:
-        return None
-    return ("recurrent", f"training: dropout p={p:g} between the {m.num_layers} layers; eval: none")
-
-
-def _spectral(m: nn.Module) -> tuple[str, str] | None:
-    return (
-        "spectral_norm",
-        "training: one power iteration per forward updates the singular-vector estimates; "
-        "eval: estimates fixed",
-    )
-
-
-def _never(m: nn.Module) -> tuple[str, str] | None:
-    return None  # reads `training` only to choose a numerically equivalent fast path
-
-
-def _qat_fused(m: nn.Module) -> tuple[str, str] | None:
-    return (
-        "qat",
-        "quantization-aware fused conv/linear + BatchNorm: batch statistics and "
-        "running-statistic updates in training (unless freeze_bn), running statistics in eval",
-    )
-
-
-def _builtin_table() -> list[tuple[type, _Rule]]:
-    from torch.nn.modules.batchnorm import _NormBase
-    from torch.nn.modules.dropout import _DropoutNd
-
-    table: list[tuple[type, _Rule]] = [
-        (_NormBase, _norm),
-        (_DropoutNd, _dropout),
-        (nn.RReLU, _rrelu),
-        (nn.MultiheadAttention, _mha),
-        (nn.TransformerEncoderLayer, _transformer_layer),
-        (nn.TransformerDecoderLayer, _transformer_layer),
-        (nn.TransformerEncoder, _never),
-        (nn.TransformerDecoder, _never),
-        (nn.Transformer, _never),
-        (nn.modules.rnn.RNNBase, _rnn),
-    ]
+def _item(value: Any, index: int) -> Any:
     try:
-        from torch.nn.utils.parametrizations import _SpectralNorm
+        return value[index]
+    except (TypeError, IndexError, KeyError):
+        return None
 
-        table.append((_SpectralNorm, _spectral))
-    except ImportError:  # pragma: no cover - older torch
-        pass
+
+def _resolve(name: str) -> type | None:
+    """The class named ``name`` in ``traineval.ops`` (``None`` if this torch lacks it)."""
+    module, _, attr = name.rpartition(".")
     try:
-        from torch.ao.nn.intrinsic.qat.modules.conv_fused import _ConvBnNd
-
-        table.append((_ConvBnNd, _qat_fused))
-        from torch.ao.nn.intrinsic.qat.modules.linear_fused import LinearBn1d
-
-        table.append((LinearBn1d, _qat_fused))
-    except ImportError:  # pragma: no cover - older torch
-        pass
-    return table
+        found = getattr(importlib.import_module(module), attr, None)
+    except ImportError:  # pragma: no cover - an older torch
+        return None
+    return found if isinstance(found, type) else None
 
 
 @functools.lru_cache(maxsize=1)
-def _table() -> tuple[tuple[type, _Rule], ...]:
-    return tuple(_builtin_table())
+def _table() -> tuple[tuple[type, ops.ModuleOp], ...]:
+    rows = ((_resolve(row.name), row) for row in ops.MODULES)
+    return tuple((cls, row) for cls, row in rows if cls is not None)
 
 
-def _table_rule(cls: type) -> tuple[type, _Rule] | None:
-    for base, rule in _table():
-        if issubclass(cls, base):
-            return base, rule
-    return None
+@functools.cache
+def _table_row(cls: type) -> ops.ModuleOp | None:
+    return next((row for base, row in _table() if issubclass(cls, base)), None)
+
+
+def _builtin(module: nn.Module, row: ops.ModuleOp) -> tuple[str, str] | None:
+    """(kind, reason) when ``module`` of a table class differs between the modes; else ``None``."""
+    if row.container or not all(g.holds(_attribute(module, g.attr), built=True) for g in row.gates):
+        return None
+    return row.kind, row.reason.format_map(_Attributes(module))
 
 
 def is_norm_with_running_stats(module: nn.Module) -> bool:
@@ -334,17 +257,18 @@ def classify(module: nn.Module, name: str = "") -> ModeSensitivity | None:
     """
     require_module(module, "module")
     cls = type(module)
-    found = _table_rule(cls)
+    found = _table_row(cls)
     if found is not None:
-        _base, rule = found
-        result = rule(module)
+        result = _builtin(module, found)
         if result is not None:
             return ModeSensitivity(name, module, *result)
         # a user subclass that overrides forward may add its own dependence on the mode
         if has_torch_forward(module):
             return None
     if _spectral_hook(module):
-        return ModeSensitivity(name, module, *_spectral(module))  # type: ignore[misc]
+        row = ops.module_op("torch.nn.utils.parametrizations._SpectralNorm")
+        assert row is not None
+        return ModeSensitivity(name, module, row.kind, row.reason)
     if found is None and has_torch_forward(module):
         # torch's own modules are covered by the table; reading them would only find
         # fast-path choices (e.g. `if not self.training: use fused kernel`).

@@ -20,17 +20,16 @@ Two independent pieces:
 from __future__ import annotations
 
 import contextlib
-import inspect
+import importlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from traineval import ops
 from traineval.core.sensitivity import has_torch_forward
 
 # --------------------------------------------------------------------------- module stack
@@ -149,67 +148,51 @@ class FunctionalCall:
     mode_independent: bool = False
 
 
-def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str, default: Any) -> Any:
-    if name in kwargs:
-        return kwargs[name]
-    return args[index] if len(args) > index else default
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], spec: ops.Arg) -> Any:
+    if spec.name in kwargs:
+        return kwargs[spec.name]
+    if spec.position is not None and len(args) > spec.position:
+        return args[spec.position]
+    return spec.default
 
 
-def _dropout_like(p_default: float, train_default: bool, train_name: str = "training"):
-    def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-        p = _arg(args, kwargs, 1, "p", p_default)
-        train = _arg(args, kwargs, 2, train_name, train_default)
-        if bool(train) and float(p) > 0:
-            return f"p={float(p):g}, {train_name}={train!r}"
-        return None
-
-    return check
+_SUFFIX = {"batchnorm": " (batch statistics)", "activation": " (random slopes)"}
 
 
-def _sdpa(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-    p = _arg(args, kwargs, 4, "dropout_p", 0.0)
-    return f"dropout_p={float(p):g}" if float(p) > 0 else None
-
-
-def _batch_norm(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-    train = _arg(args, kwargs, 5, "training", False)
-    return "training=True (batch statistics)" if bool(train) else None
+def _active(op: ops.FunctionalOp, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """Why the call is active (its rate and flag, as written), or ``None`` when it is not."""
+    parts = []
+    if op.rate is not None:
+        rate = _arg(args, kwargs, op.rate)
+        if rate is None or float(rate) <= 0:
+            return None
+        parts.append(f"{op.rate.name}={float(rate):g}")
+    if op.flag is not None:
+        flag = _arg(args, kwargs, op.flag)
+        if not bool(flag):
+            return None
+        parts.append(f"{op.flag.name}={flag!r}")
+    return ", ".join(parts) + _SUFFIX.get(op.kind, "")
 
 
 def _no_running_stats(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    return _arg(args, kwargs, 1, "running_mean", None) is None and _arg(args, kwargs, 2, "running_var", None) is None
+    return _arg(args, kwargs, _RUNNING_MEAN) is None and _arg(args, kwargs, _RUNNING_VAR) is None
 
 
-def _rrelu(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-    train = _arg(args, kwargs, 3, "training", False)
-    return "training=True (random slopes)" if bool(train) else None
+_RUNNING_MEAN, _RUNNING_VAR = ops.Arg("running_mean", 1, None), ops.Arg("running_var", 2, None)
 
 
-def _mha_forward(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-    bound = _MHA_SIG.bind_partial(*args, **kwargs).arguments
-    p = float(bound.get("dropout_p", 0.0))
-    train = bound.get("training", True)
-    return f"dropout_p={p:g}, training={train!r}" if p > 0 and train else None
+def _function(name: str) -> Any:
+    module, _, attr = name.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
 
 
-_MHA_SIG = inspect.signature(F.multi_head_attention_forward)
+def _short(name: str) -> str:
+    return name.replace("torch.nn.functional.", "F.")
 
-_WATCHED: dict[Any, tuple[str, Callable[[tuple[Any, ...], dict[str, Any]], str | None]]] = {
-    F.dropout: ("F.dropout", _dropout_like(0.5, True)),
-    F.dropout1d: ("F.dropout1d", _dropout_like(0.5, True)),
-    F.dropout2d: ("F.dropout2d", _dropout_like(0.5, True)),
-    F.dropout3d: ("F.dropout3d", _dropout_like(0.5, True)),
-    F.alpha_dropout: ("F.alpha_dropout", _dropout_like(0.5, False)),
-    F.feature_alpha_dropout: ("F.feature_alpha_dropout", _dropout_like(0.5, False)),
-    torch.dropout: ("torch.dropout", _dropout_like(0.5, True, "train")),
-    torch.alpha_dropout: ("torch.alpha_dropout", _dropout_like(0.5, True, "train")),
-    torch.feature_dropout: ("torch.feature_dropout", _dropout_like(0.5, True, "train")),
-    torch.feature_alpha_dropout: ("torch.feature_alpha_dropout", _dropout_like(0.5, True, "train")),
-    F.scaled_dot_product_attention: ("F.scaled_dot_product_attention", _sdpa),
-    F.batch_norm: ("F.batch_norm", _batch_norm),
-    F.rrelu: ("F.rrelu", _rrelu),
-    F.multi_head_attention_forward: ("F.multi_head_attention_forward", _mha_forward),
-}
+
+#: torch function -> its row in :mod:`traineval.ops`
+WATCHED: dict[Any, ops.FunctionalOp] = {_function(op.name): op for op in ops.FUNCTIONAL}
 
 
 class FunctionalWatch(TorchFunctionMode):
@@ -233,16 +216,16 @@ class FunctionalWatch(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
         kwargs = kwargs or {}
-        spec = _WATCHED.get(func)
-        if spec is not None:
+        op = WATCHED.get(func)
+        if op is not None:
             stack = module_stack()
             caller = stack[-1] if stack else None
             if caller is None or not has_torch_forward(caller):
                 try:
-                    detail = spec[1](args, kwargs)
+                    detail = _active(op, args, kwargs)
                 except (TypeError, ValueError):
                     detail = None
                 if detail is not None:
-                    independent = func is F.batch_norm and _no_running_stats(args, kwargs)
-                    self.callback(FunctionalCall(spec[0], detail, caller, tuple(stack), independent))
+                    independent = op.kind == "batchnorm" and _no_running_stats(args, kwargs)
+                    self.callback(FunctionalCall(_short(op.name), detail, caller, tuple(stack), independent))
         return func(*args, **kwargs)

@@ -5,23 +5,13 @@ from __future__ import annotations
 import ast
 import re
 
+from traineval import ops
+
 _FLAGLIKE = re.compile(r"^_*(is_|in_)?train(ing)?(_?mode|_?phase|_?flag)?$")
 _CAP = re.compile(r"^_*[A-Z][A-Za-z0-9_]*$")
 
-# torch.nn classes whose behaviour depends on the mode (see traineval.core.sensitivity for the live table)
-DROPOUT_CLASSES = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"}
-BN_CLASSES = {
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d",
-    "SyncBatchNorm",
-}
-INSTANCE_NORM_CLASSES = {
-    "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
-    "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d",
-}
-DROPOUT_ARG_CLASSES = {  # sensitive only when built with dropout > 0 (None: default dropout of the class)
-    "MultiheadAttention": 0.0, "RNN": 0.0, "LSTM": 0.0, "GRU": 0.0,
-    "Transformer": 0.1, "TransformerEncoderLayer": 0.1, "TransformerDecoderLayer": 0.1,
-}
+# torch.nn's batch-norm classes, from the one table of mode-sensitive ops
+BN_CLASSES = frozenset(row.class_name for row in ops.MODULES if row.kind == "batchnorm" and not row.internal)
 NOT_MODULES = {"Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer", "ParameterList",
                "ParameterDict", "Module"}
 
@@ -101,8 +91,3 @@ def self_attrs(node: ast.AST) -> set[str]:
         n.attr for n in ast.walk(node)
         if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
     }
-
-
-def ends_with_exit(body: list[ast.stmt]) -> bool:
-    """Whether a block always leaves the function (ends with ``return`` or ``raise``)."""
-    return bool(body) and isinstance(body[-1], (ast.Return, ast.Raise))

@@ -5,25 +5,18 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING
 
+from traineval import ops
 from traineval.lint.astutil import call_arg, const_value, has_star, mentions_training, names_in
 from traineval.lint.ir import Edit, Span
 
 if TYPE_CHECKING:
     from traineval.lint.visitor import FileVisitor
 
-# dotted name -> (position of the training argument, its keyword, its default)
-FUNCTIONAL_DROPOUT: dict[str, tuple[int, str, bool | None]] = {
-    "torch.nn.functional.dropout": (2, "training", True),
-    "torch.nn.functional.dropout1d": (2, "training", True),
-    "torch.nn.functional.dropout2d": (2, "training", True),
-    "torch.nn.functional.dropout3d": (2, "training", True),
-    "torch.nn.functional.alpha_dropout": (2, "training", False),
-    "torch.nn.functional.feature_alpha_dropout": (2, "training", False),
-    "torch.nn.functional.rrelu": (3, "training", False),
-    "torch.dropout": (2, "train", None),
-    "torch.alpha_dropout": (2, "train", None),
-    "torch.feature_dropout": (2, "train", None),
-    "torch.feature_alpha_dropout": (2, "train", None),
+# dotted name -> (position of the training argument, its keyword, its default), from the one table
+FUNCTIONAL_DROPOUT: dict[str, tuple[int, str, object]] = {
+    op.name: (op.flag.position, op.flag.name, op.flag.default)
+    for op in ops.FUNCTIONAL
+    if op.kind in ("dropout", "activation") and op.flag is not None and op.flag.position is not None
 }
 SDPA = "torch.nn.functional.scaled_dot_product_attention"
 

@@ -12,11 +12,8 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from traineval import ops
 from traineval.lint.astutil import (
-    BN_CLASSES,
-    DROPOUT_ARG_CLASSES,
-    DROPOUT_CLASSES,
-    INSTANCE_NORM_CLASSES,
     NOT_MODULES,
     call_arg,
     const_value,
@@ -40,25 +37,20 @@ def _walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
 
 
 def sensitive_layer(v: FileVisitor, call: ast.Call) -> str | None:
-    """The torch.nn class name if ``call`` builds a layer whose behaviour depends on the mode."""
-    ref = v.resolve(call.func) or ""
-    if not ref.startswith("torch.nn."):
+    """The class name if ``call`` builds a torch layer whose behaviour depends on the mode.
+
+    Read from the one table (:mod:`traineval.ops`): every gate of the class must hold for the
+    arguments as written; an argument whose value is not a literal counts as holding.
+    """
+    row = ops.module_op(v.resolve(call.func) or "")
+    if row is None or row.internal or row.follows is not None:
         return None
-    name = ref.rsplit(".", 1)[-1]
-    if name in DROPOUT_CLASSES:
-        return None if const_value(call_arg(call, 0, "p")) == 0 else name
-    if name in BN_CLASSES:
-        return None if const_value(call_arg(call, None, "track_running_stats")) is False else name
-    if name in INSTANCE_NORM_CLASSES:
-        return name if const_value(call_arg(call, None, "track_running_stats")) is True else None
-    if name == "RReLU":
-        return name
-    if name in DROPOUT_ARG_CLASSES:
-        index = {"MultiheadAttention": 2, "TransformerEncoderLayer": 3, "TransformerDecoderLayer": 3}.get(name)
-        rate = call_arg(call, index, "dropout")
-        value = DROPOUT_ARG_CLASSES[name] if rate is None else const_value(rate)
-        return None if value == 0 else name
-    return None
+    for gate in row.gates:
+        arg = call_arg(call, gate.arg.position, gate.arg.name)
+        value = gate.arg.default if arg is None else const_value(arg)
+        if value is not NotImplemented and not gate.holds(value):
+            return None
+    return row.class_name
 
 
 def check_te004(v: FileVisitor, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
