@@ -21,13 +21,14 @@ import itertools
 import math
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn as nn
 
+from traineval import _torch
 from traineval.core.modes import ModeSnapshot
 from traineval.core.sensitivity import has_torch_forward, is_norm_with_running_stats
 from traineval.errors import (
@@ -245,41 +246,6 @@ class _Layer:
         return self.k * n + s, m2  # type: ignore[operator]
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """Run on the wrapped module of (Distributed)DataParallel: no per-batch collectives."""
-    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-        model = model.module
-    return model
-
-
-def _device(model: nn.Module) -> torch.device | None:
-    for t in itertools.chain(model.parameters(), model.buffers()):
-        return t.device
-    return None
-
-
-def _to(value: Any, device: torch.device | None) -> Any:
-    if device is not None and isinstance(value, torch.Tensor) and value.device != device:
-        return value.to(device)
-    return value
-
-
-def _default_forward(model: nn.Module, batch: Any) -> Any:
-    device = _device(model)
-    if isinstance(batch, torch.Tensor):
-        return model(_to(batch, device))
-    if isinstance(batch, (tuple, list)):
-        if not batch:
-            raise TraineValValueError("a batch is an empty tuple/list; nothing to feed the model")
-        return model(_to(batch[0], device))
-    if isinstance(batch, Mapping):
-        return model(**{k: _to(v, device) for k, v in batch.items()})
-    raise TraineValTypeError(
-        f"cannot feed a batch of type {type(batch).__name__} to the model; "
-        "pass forward=lambda model, batch: model(...)"
-    )
-
-
 class _Progress:
     """A progress bar on a terminal (tqdm or rich when installed); silent otherwise."""
 
@@ -315,21 +281,6 @@ class _Progress:
             self.rich.stop()
         elif self.bar is not None:
             self.bar.close()
-
-
-def _dist() -> tuple[Any, int, int]:
-    """(torch.distributed or None, rank, world size)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist, dist.get_rank(), dist.get_world_size()
-    return None, 0, 1
-
-
-def _reduce_device(dist: Any, like: torch.Tensor) -> torch.device:
-    if dist is not None and dist.get_backend() == "gloo":
-        return torch.device("cpu")
-    return like.device
 
 
 class _RemoteFailure(TraineValError, RuntimeError):
@@ -448,7 +399,7 @@ def recalibrate_batchnorm(
             "order='layerwise' iterates the data several times; pass a re-iterable "
             "(a list, a DataLoader), not an iterator or generator"
         )
-    inner = _unwrap(model)
+    inner = _torch.unwrap(model)
     lazy = [
         n for n, t in itertools.chain(inner.named_parameters(), inner.named_buffers()) if nn.parameter.is_lazy(t)
     ]
@@ -457,9 +408,8 @@ def recalibrate_batchnorm(
             f"the model has uninitialised lazy parameters/buffers ({', '.join(lazy[:3])}); "
             "run one forward pass first (e.g. model(example_batch)) so they take their shapes"
         )
-    forward_fn = forward or _default_forward
     norms = [(name, m) for name, m in inner.named_modules() if is_norm_with_running_stats(m)]
-    dist, _rank, world = _dist()
+    dist, _rank, world = _torch.distributed()
     if not norms:
         warnings.warn(
             "recalibrate_batchnorm: the model has no normalisation layer with running statistics; nothing to do",
@@ -484,7 +434,7 @@ def recalibrate_batchnorm(
                 inner.train(False)  # the modes inference sees
             for layer in layers:
                 layer.module.training = not layer.substitute
-            run = _Run(inner, data, num_batches, forward_fn, layers, progress, dist)
+            run = _Run(inner, data, num_batches, forward, layers, progress, dist)
             if layers:
                 with allow():  # the runtime guard's TE1xx checks: this pass is intended
                     if order == "single-pass":
@@ -509,7 +459,7 @@ class _Run:
         model: nn.Module,
         data: Iterable[Any],
         num_batches: int | None,
-        forward: Callable[[nn.Module, Any], Any],
+        forward: Callable[[nn.Module, Any], Any] | None,
         layers: list[_Layer],
         progress: bool,
         dist: Any,
@@ -517,12 +467,13 @@ class _Run:
         self.model = model
         self.data = data
         self.num_batches = num_batches
-        self.forward = forward
+        self.user_forward = forward
+        self.target = _torch.device(model)
         self.layers = layers
         self.by_id = {id(x.module): x for x in layers}
         self.progress = progress and (dist is None or dist.get_rank() == 0)
         self.dist = dist
-        self.device = _reduce_device(dist, layers[0].module.running_mean) if layers else torch.device("cpu")
+        self.device = _torch.collective_device(dist, layers[0].module.running_mean) if layers else torch.device("cpu")
         self.batches = 0
         self.rounds = 0
         self.cost = 0.0
@@ -531,6 +482,9 @@ class _Run:
         self.seen: dict[int, int] = {}
         self.stop_enabled = False
         self.final: dict[int, tuple[torch.Tensor, torch.Tensor, int, int]] = {}  # id -> (mean, var, n, calls)
+
+    def forward(self, model: nn.Module, batch: Any) -> Any:
+        return _torch.feed(model, batch, forward=self.user_forward, target=self.target)
 
     # -- hooks --------------------------------------------------------------------------
     def _pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:

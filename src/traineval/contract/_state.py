@@ -10,8 +10,6 @@ is imported).
 
 from __future__ import annotations
 
-import random
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,36 +123,3 @@ class StateLedger:
 
 
 _MISSING = object()
-
-
-class RngState:
-    """The global random generators, saved on creation and put back by :meth:`restore`."""
-
-    def __init__(self) -> None:
-        self.cpu = torch.get_rng_state()
-        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
-        self.cuda = torch.cuda.get_rng_state_all() if cuda else None
-        self.python = random.getstate()
-        numpy = sys.modules.get("numpy")
-        self.numpy = numpy.random.get_state() if numpy is not None else None
-
-    @staticmethod
-    def seed(seed: int) -> None:
-        """Seed every global generator (torch CPU and CUDA, Python, NumPy if imported)."""
-        torch.default_generator.manual_seed(seed)
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.manual_seed_all(seed)
-        random.seed(seed)
-        numpy = sys.modules.get("numpy")
-        if numpy is not None:
-            numpy.random.seed(seed % 2**32)
-
-    def restore(self) -> None:
-        """Put back the saved states."""
-        torch.set_rng_state(self.cpu)
-        if self.cuda is not None:
-            torch.cuda.set_rng_state_all(self.cuda)
-        random.setstate(self.python)
-        numpy = sys.modules.get("numpy")
-        if numpy is not None and self.numpy is not None:
-            numpy.random.set_state(self.numpy)

@@ -24,17 +24,19 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 import torch.nn as nn
 
+from traineval import _torch
+from traineval._rng import RngState
 from traineval.contract._explain import coverage_findings, culprit, functional_findings, gap_findings, state_findings
 from traineval.contract._outputs import MISMATCH, batch_size, difference, flatten, sample_dim, take
 from traineval.contract._probes import Divergence, Namer, Probe, sensitivity, why_eval
-from traineval.contract._state import RngState, StateLedger
+from traineval.contract._state import StateLedger
 from traineval.core import pins
 from traineval.core.modes import ModeSnapshot
 from traineval.diagnostics import Diagnostic, Severity, make
@@ -176,16 +178,6 @@ def _stat_gap(bn: nn.modules.batchnorm._BatchNorm, path: str, x: torch.Tensor, t
     return StatGap(path, type(bn).__name__, mean_shift, scale_gap, m, never, flagged)
 
 
-def _call_model(model: nn.Module, example: Any, forward: Callable[[nn.Module, Any], Any] | None) -> Any:
-    if forward is not None:
-        return forward(model, example)
-    if isinstance(example, tuple) and not hasattr(example, "_fields"):
-        return model(*example)
-    if isinstance(example, Mapping):
-        return model(**example)
-    return model(example)
-
-
 def _note_exception(exc: BaseException, what: str) -> None:
     if hasattr(exc, "add_note"):
         exc.add_note(f"(raised during te.check's {what}; the model was restored)")
@@ -283,7 +275,7 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
         RngState.seed(seed)
         try:
             with torch.no_grad():
-                return probe.run(lambda: _call_model(model, batch, forward))
+                return probe.run(lambda: _torch.feed(model, batch, forward=forward, unpack="all"))
         except BaseException as exc:
             _note_exception(exc, what)
             raise
@@ -439,7 +431,7 @@ def _train_checks(s: _Session, model: nn.Module, example: Any, forward: Any, fin
             probe = Probe(s, "train")
             RngState.seed(seed)
             with torch.no_grad():
-                outputs.append(probe.run(lambda: _call_model(model, example, forward)))
+                outputs.append(probe.run(lambda: _torch.feed(model, example, forward=forward, unpack="all")))
             probes.append(probe)
             if seed == SEED_A:
                 moved = {c.module for c in s.ledger.changes() if c.name in ("running_mean", "running_var")}

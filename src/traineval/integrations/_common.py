@@ -11,14 +11,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
 import torch.nn as nn
 
 import traineval as te
-from traineval.contract._state import RngState
+from traineval import _torch
+from traineval._rng import RngState
 from traineval.core import pins
 from traineval.core.sensitivity import is_norm_with_running_stats
 from traineval.errors import TraineValError, TraineValTypeError, TraineValValueError, TraineValWarning, describe_value
@@ -58,50 +59,6 @@ def optional_callable(value: Any, name: str, signature: str) -> Any:
 
 
 # ------------------------------------------------------------------------------- batches
-def feed(model: nn.Module, batch: Any) -> Any:
-    """Run ``model`` on one training batch: a tensor as is, the first element of a tuple/list
-    (``(inputs, labels)``), a mapping as keyword arguments (Hugging Face batches)."""
-    if isinstance(batch, torch.Tensor):
-        return model(batch)
-    if isinstance(batch, (tuple, list)) and not hasattr(batch, "_fields"):
-        if not batch:
-            raise TraineValValueError("a batch is an empty tuple/list; nothing to feed the model")
-        return model(batch[0])
-    if isinstance(batch, Mapping):
-        return model(**batch)
-    raise TraineValTypeError(
-        f"cannot feed a batch of type {type(batch).__name__} to the model; pass "
-        "forward=lambda model, batch: model(...) to the callback"
-    )
-
-
-def to_device(value: Any, device: torch.device | None) -> Any:
-    """``value`` with every tensor in it (tuples, lists, dicts) moved to ``device``."""
-    if device is None:
-        return value
-    if isinstance(value, torch.Tensor):
-        return value.to(device) if value.device != device else value
-    if isinstance(value, tuple) and hasattr(value, "_fields"):
-        return type(value)(*(to_device(v, device) for v in value))
-    if isinstance(value, (tuple, list)):
-        return type(value)(to_device(v, device) for v in value)
-    if isinstance(value, Mapping):
-        try:
-            return type(value)({k: to_device(v, device) for k, v in value.items()})  # type: ignore[call-arg]
-        except TypeError:
-            return {k: to_device(v, device) for k, v in value.items()}
-    return value
-
-
-def model_device(model: nn.Module) -> torch.device | None:
-    """The device of the model's first parameter or buffer (``None`` for an empty model)."""
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return None
-
-
 def fresh_loader(data: Any) -> Any:
     """An iterable over the same batches as ``data`` whose iteration leaves ``data``'s own alone.
 
@@ -230,7 +187,7 @@ def run_contract(
     :class:`~traineval.TraineValWarning` (when ``announce``).
     """
     with te.allow():  # the probe forwards are intended: a running te.guard must not report them
-        report = te.check(model, to_device(example, model_device(model)), forward=forward, **check_kwargs)
+        report = te.check(model, _torch.to_device(example, _torch.device(model)), forward=forward, **check_kwargs)
     bad = report.errors if fail_on == "error" else report.errors + report.warnings
     failed = bool(bad)
     if any_rank is not None and any_rank(failed) and not failed:

@@ -40,6 +40,7 @@ except ImportError:  # pragma: no cover - depends on what is installed
             "(or install lightning / pytorch_lightning yourself)"
         ) from None
 
+from traineval import _torch
 from traineval.errors import TraineValTypeError, TraineValValueError, describe_value
 from traineval.integrations import _common
 from traineval.integrations._common import EvalContractError
@@ -172,7 +173,7 @@ class PreciseBatchNorm(_common.PreciseBase, Callback):
 
         def forward(module: nn.Module, batch: Any) -> Any:
             batch = strategy.batch_to_device(batch)
-            return user_forward(module, batch) if user_forward is not None else _common.feed(module, batch)
+            return _torch.feed(module, batch, forward=user_forward)
 
         where = f"epoch {trainer.current_epoch}, step {trainer.global_step}, {when}"
         self._recalibrate(pl_module, self._batches(trainer), forward, trainer.is_global_zero, where)

@@ -34,6 +34,7 @@ except ImportError:  # pragma: no cover - depends on what is installed
         'traineval.integrations.transformers needs Hugging Face transformers: pip install "traineval[transformers]"'
     ) from None
 
+from traineval import _torch
 from traineval.errors import TraineValTypeError, TraineValValueError, describe_value
 from traineval.integrations import _common
 from traineval.integrations._common import EvalContractError
@@ -46,13 +47,10 @@ def _is_main(args: Any) -> bool:
 
 
 def _any_rank(failed: bool) -> bool:
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+    dist, _, world = _torch.distributed()
+    if world < 2:
         return failed
-    device = torch.device("cpu")
-    if dist.get_backend() == "nccl":
-        device = torch.device("cuda", torch.cuda.current_device())
-    flag = torch.tensor([1.0 if failed else 0.0], device=device)
+    flag = torch.tensor([1.0 if failed else 0.0], device=_torch.collective_device(dist))
     dist.all_reduce(flag)
     return bool(flag.item() > 0)
 

@@ -45,6 +45,7 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from traineval import _torch
 from traineval.catalog import get_rule
 from traineval.catalog.te1xx import FAMILIES, RULES
 from traineval.core import pins
@@ -158,7 +159,7 @@ class Guard:
         on, rules, allow, once = options["on"], options["rules"], options["allow"], options["once"]
         name, tracing, min_batchnorm_values = options["name"], options["tracing"], options["min_batchnorm_values"]
         require_module(model)
-        self.model = _unwrap(model)
+        self.model = _torch.unwrap(model)
         self.label = name if name is not None else type(self.model).__name__
         if not isinstance(self.label, str):
             raise TraineValTypeError(f"expected a str for name, got {describe_value(name)}")
@@ -317,7 +318,7 @@ class Guard:
         if self.once and self._counts[key] > 1:
             return
         diag = make(code, where, **values)
-        rank = _rank()
+        rank = _world_rank()
         if rank is not None:
             diag = dataclasses.replace(diag, message=f"{diag.message} [rank {rank}]", data={**diag.data, "rank": rank})
         self._diagnostics.append(diag)
@@ -732,16 +733,6 @@ def _short_repr(module: nn.Module) -> str:
     return text if len(text) <= 60 else type(module).__name__
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    while True:
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
-            model = model._orig_mod  # torch.compile's OptimizedModule
-        else:
-            return model
-
-
 def _compiled_in_place(module: nn.Module) -> bool:
     """True when ``module.compile()`` was called before the guard (its interceptor wraps it)."""
     call = module.__dict__.get("_compiled_call_impl")
@@ -811,11 +802,10 @@ def _check_optimizers(optimizer: Any, model: nn.Module) -> list[torch.optim.Opti
     return opts
 
 
-def _rank() -> int | None:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        return dist.get_rank()
-    return None
+def _world_rank() -> int | None:
+    """This process's rank when there are several, else ``None``."""
+    _, rank, world = _torch.distributed()
+    return rank if world > 1 else None
 
 
 def _user_stacklevel() -> int:
