@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from traineval import _torch
+from traineval._console import Progress
 from traineval.core.modes import ModeSnapshot
 from traineval.core.sensitivity import has_torch_forward, is_norm_with_running_stats
 from traineval.errors import (
@@ -244,43 +244,6 @@ class _Layer:
         s, t, w, n = self.s, self.t, self.w, self.n
         m2 = (w + t - s * s / n).clamp_min_(0.0)  # type: ignore[operator]
         return self.k * n + s, m2  # type: ignore[operator]
-
-
-class _Progress:
-    """A progress bar on a terminal (tqdm or rich when installed); silent otherwise."""
-
-    def __init__(self, enabled: bool, total: int | None, desc: str) -> None:
-        self.bar: Any = None
-        self.rich: Any = None
-        if not enabled or not sys.stderr.isatty():
-            return
-        try:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit="batch", leave=False, file=sys.stderr)
-            return
-        except ImportError:
-            pass
-        try:
-            from rich.progress import Progress
-
-            self.rich = Progress(transient=True)
-            self.rich.start()
-            self.bar = self.rich.add_task(desc, total=total)
-        except ImportError:
-            pass
-
-    def update(self) -> None:
-        if self.rich is not None:
-            self.rich.advance(self.bar)
-        elif self.bar is not None:
-            self.bar.update(1)
-
-    def close(self) -> None:
-        if self.rich is not None:
-            self.rich.stop()
-        elif self.bar is not None:
-            self.bar.close()
 
 
 class _RemoteFailure(TraineValError, RuntimeError):
@@ -521,7 +484,7 @@ class _Run:
             return self.num_batches
         return min(n, self.num_batches) if self.num_batches is not None else n
 
-    def _pass(self, bar: _Progress, fraction: float = 1.0) -> int:
+    def _pass(self, bar: Progress, fraction: float = 1.0) -> int:
         count = 0
         for batch in self._batches():
             self.seen = {}
@@ -531,7 +494,7 @@ class _Run:
             except _Stop:
                 self.cost += fraction
             count += 1
-            bar.update()
+            bar.advance()
         return count
 
     def _together(self, fn: Callable[[], Any]) -> Any:
@@ -558,12 +521,12 @@ class _Run:
     # -- single pass --------------------------------------------------------------------
     def single_pass(self) -> None:
         self.gathering = set(self.by_id)
-        bar = _Progress(self.progress, self._total(), "recalibrating BatchNorm")
         handles = self._install()
         try:
-            self.batches = self._together(lambda: self._pass(bar))
+            with Progress(self.progress, lines=False) as bar:
+                bar.start("recalibrating BatchNorm", self._total())
+                self.batches = self._together(lambda: self._pass(bar))
         finally:
-            bar.close()
             for h in handles:
                 h.remove()
         self.rounds = 1
@@ -585,29 +548,32 @@ class _Run:
             levels = {id(x.module): levels.get(id(x.module), last) for x in self.layers}
         n_rounds = max(levels.values()) + 1 if levels else 1
         total = self._total()
-        bar = _Progress(self.progress, None if total is None else total * n_rounds, "recalibrating BatchNorm")
         handles = self._install()
         try:
-            for level in range(n_rounds):
-                group = [x for x in self.layers if levels.get(id(x.module), 0) == level]
-                if not group:
-                    continue
-                self.gathering = {id(x.module) for x in group}
-                known = all(k in calls for k in self.gathering)
-                self.expected = {k: calls[k] for k in self.gathering} if known else {}
-                self.stop_enabled = known
-                fraction = max(positions.get(k, 1.0) for k in self.gathering) if known else 1.0
-                self.batches = self._together(lambda f=fraction: self._pass(bar, f))  # type: ignore[misc]
-                self.rounds += 1
-                self._finish(group)
-                for x in group:  # from now on it normalises with its new statistics
-                    x.module.training = False
+            with Progress(self.progress, lines=False) as bar:
+                bar.start("recalibrating BatchNorm", None if total is None else total * n_rounds)
+                for level in range(n_rounds):
+                    self._round(bar, [x for x in self.layers if levels.get(id(x.module), 0) == level], calls, positions)
         finally:
-            bar.close()
             for h in handles:
                 h.remove()
             self.gathering = set()
             self.stop_enabled = False
+
+    def _round(self, bar: Progress, group: list[_Layer], calls: dict[int, int], positions: dict[int, float]) -> None:
+        """Gather one dependency level; afterwards its layers normalise with their new statistics."""
+        if not group:
+            return
+        self.gathering = {id(x.module) for x in group}
+        known = all(k in calls for k in self.gathering)
+        self.expected = {k: calls[k] for k in self.gathering} if known else {}
+        self.stop_enabled = known
+        fraction = max(positions.get(k, 1.0) for k in self.gathering) if known else 1.0
+        self.batches = self._together(lambda: self._pass(bar, fraction))
+        self.rounds += 1
+        self._finish(group)
+        for x in group:
+            x.module.training = False
 
     def _analyse(self, batch: Any) -> tuple[dict[int, int], dict[int, int], dict[int, float]]:
         """Dependency level, calls per forward and stop position (share of leaf-module calls) of

@@ -18,11 +18,11 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TextIO
 
+from traineval._console import use_color
 from traineval.demo.experiments import DIFFERS, FAILS, HOLDS
 from traineval.demo.runner import DemoResults
 
@@ -34,17 +34,6 @@ def write_json(results: DemoResults, path: Path) -> None:
     """Write ``results.json``: byte-identical for identical runs (sorted keys, no timings); see the module example."""
     path.write_text(json.dumps(results.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n",
                     encoding="utf-8")
-
-
-def _use_colour(stream: TextIO) -> bool:
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
 
 
 def print_table(results: DemoResults, stream: TextIO | None = None) -> None:
@@ -69,7 +58,7 @@ def print_table(results: DemoResults, stream: TextIO | None = None) -> None:
     except ImportError:
         _plain_table(rows, stream)
         return
-    colour = _use_colour(stream)
+    colour = use_color(stream)
     console = Console(file=stream, force_terminal=colour, no_color=not colour,
                       width=None if stream.isatty() else 140, highlight=False)
     table = Table(title="The article's claims, measured", show_lines=True, expand=False)

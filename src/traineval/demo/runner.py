@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 import traineval as te
+from traineval._console import Progress
 from traineval.demo import experiments as ex
-from traineval.demo._progress import Progress
 from traineval.demo.data import CLASS_NAMES, IMAGE_SIZE, blobs_dataset, shapes_dataset
 from traineval.demo.training import TrainingLog, train_autoencoder, train_classifier
 from traineval.errors import TraineValTypeError, TraineValValueError

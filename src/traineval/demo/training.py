@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import traineval as te
-from traineval.demo._progress import Progress
+from traineval._console import Progress
 from traineval.demo.models import ColourAutoencoder, DemoCNN
 
 

@@ -80,10 +80,10 @@ def _config(args: argparse.Namespace) -> object:
 
 def run_lint(args: argparse.Namespace) -> int:
     """Run ``traineval lint``; returns the exit code."""
+    from traineval._console import use_color
     from traineval.lint.engine import lint_paths
     from traineval.lint.fixes import fix_file
     from traineval.lint.report import render
-    from traineval.lint.report.text import use_color
 
     cfg = _config(args)
     paths = args.paths or ["."]

@@ -3,35 +3,18 @@ on a terminal (``NO_COLOR`` / ``FORCE_COLOR`` honoured), pluralised counts."""
 
 from __future__ import annotations
 
-import os
-import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import TextIO
 
+from traineval._console import plural
 from traineval.diagnostics import Severity
 from traineval.lint.report import Finding
 
 _COLORS = {"error": "31", "warning": "33", "info": "36", "bold": "1", "dim": "2", "green": "32"}
 
 
-def use_color(stream: TextIO | None = None) -> bool:
-    """Colour when writing to a terminal, unless ``NO_COLOR``; always with ``FORCE_COLOR``."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    stream = stream or sys.stdout
-    return bool(getattr(stream, "isatty", lambda: False)())
-
-
 def _paint(text: str, what: str, color: bool) -> str:
     return f"\x1b[{_COLORS[what]}m{text}\x1b[0m" if color else text
-
-
-def plural(n: int, word: str) -> str:
-    """``1 error``, ``2 errors``."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def render_text(findings: Sequence[Finding], *, color: bool = False, statistics: bool = False, fixed: int = 0,
