@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from traineval.catalog import all_rules, get_rule, render_index, render_markdown
-from traineval.diagnostics import Severity, make
+from traineval.catalog import all_rules, get_rule, make, render_index, render_markdown
+from traineval.diagnostics import Severity
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ROOT / "docs" / "diagnostics"

@@ -1,165 +1,32 @@
-"""The ``traineval`` command line: ``lint``, ``check``, ``describe``, ``demo``, ``rules``.
+"""The ``traineval`` command line: the dispatcher of ``lint``, ``check``, ``describe``, ``demo``,
+``rules`` and ``rule``.
 
 Exit codes follow ruff/pytest: 0 clean, 1 findings, 2 usage or internal error.
 
-Each subcommand lives beside the capability it exposes and provides two functions,
-``configure(parser)`` (adds its arguments) and ``run(args) -> int``; this module only
-wires them up, imports them lazily (``traineval rules`` does not import the linter's
-dependencies) and turns expected errors into one-line messages.
+Each subcommand lives in the folder of the capability it exposes and provides two functions,
+``configure(parser)`` (adds its arguments) and ``run(args) -> int``. This module only wires
+them up, imports only the one that runs (``traineval rules`` and ``traineval lint`` never
+import torch), and turns expected errors into one-line messages.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from collections.abc import Sequence
-from typing import Any
 
-EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+from traineval._cli import EXIT_CLEAN, EXIT_ERROR, UsageError
 
 # name -> (module providing configure/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("traineval.contract.cli", "check the eval contract of a model built by MODULE:FACTORY"),
-    "describe": ("traineval.cli", "show the mode tree of a model built by MODULE:FACTORY"),
-    "rules": ("traineval.cli", "list the diagnostic codes (the catalog)"),
+    "describe": ("traineval.core.cli", "show the mode tree of a model built by MODULE:FACTORY"),
+    "rules": ("traineval.catalog.cli", "list the diagnostic codes (the catalog)"),
+    "rule": ("traineval.catalog.cli", "show the documentation of one diagnostic code, e.g. traineval rule TE007"),
     "lint": ("traineval.lint.cli", "find mode bugs in source files and notebooks (static, never runs them)"),
     "demo": ("traineval.demo.cli", "reproduce the article's claims on train/eval modes: measured, pictured, reported"),
 }
-
-
-class UsageError(Exception):
-    """A user mistake on the command line: printed as one line, exit code 2."""
-
-
-def load_object(spec: str, what: str = "factory") -> Any:
-    """Import ``MODULE:NAME`` (``NAME`` may be dotted) and return the object.
-
-    Raises :class:`UsageError` with a one-line message when the module cannot be imported
-    or has no such attribute. The current directory is importable, as with ``python -m``.
-
-    >>> load_object("collections:OrderedDict").__name__
-    'OrderedDict'
-    """
-    if ":" not in spec:
-        raise UsageError(f"expected MODULE:{what.upper()}, got {spec!r} (e.g. mypkg.models:build)")
-    module_name, _, attr = spec.partition(":")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import module {module_name!r}: {exc}") from None
-    except Exception as exc:
-        raise UsageError(f"importing {module_name!r} raised {type(exc).__name__}: {exc}") from None
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
-    return obj
-
-
-def build_model(spec: str) -> Any:
-    """Import ``MODULE:FACTORY``, call it without arguments, and check it returns an nn.Module."""
-    import torch.nn as nn
-
-    factory = load_object(spec)
-    if isinstance(factory, nn.Module):
-        return factory
-    if not callable(factory):
-        raise UsageError(f"{spec} is a {type(factory).__name__}, not a callable factory")
-    try:
-        model = factory()
-    except Exception as exc:
-        raise UsageError(f"calling {spec}() raised {type(exc).__name__}: {exc}") from None
-    if not isinstance(model, nn.Module):
-        raise UsageError(f"{spec}() returned {type(model).__name__}, expected an nn.Module")
-    return model
-
-
-# ---------------------------------------------------------------------------- describe
-def configure_describe(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("factory", metavar="MODULE:FACTORY",
-                        help="callable returning the model, e.g. traineval.examples:small_resnet")
-    parser.add_argument("--mode", choices=("as-built", "train", "eval"), default="as-built",
-                        help="describe the model as the factory returns it (default), or after train()/eval()")
-    parser.add_argument("--sensitive-only", action="store_true",
-                        help="show only mode-sensitive modules and their ancestors")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-
-
-def run_describe(args: argparse.Namespace) -> int:
-    from traineval.core.tree import describe
-
-    model = build_model(args.factory)
-    if args.mode != "as-built":
-        model.train(args.mode == "train")
-    report = describe(model)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        _print_rich_or_plain(report, report.render(sensitive_only=args.sensitive_only),
-                             use_rich=not args.sensitive_only)
-        for d in report.findings:
-            print(f"{d.where or '<model>'}: {d.code} [{d.severity.value}] {d.message}\n    fix: {d.fix}")
-    return EXIT_CLEAN if report.ok else EXIT_FINDINGS
-
-
-def _print_rich_or_plain(obj: Any, plain: str, *, use_rich: bool = True) -> None:
-    """Print with rich (colours) on a terminal when rich is installed, else plain text."""
-    if use_rich and sys.stdout.isatty():
-        try:
-            from rich.console import Console
-        except ImportError:
-            pass
-        else:
-            Console().print(obj)
-            return
-    print(plain)
-
-
-# ------------------------------------------------------------------------------- rules
-def configure_rules(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("code", nargs="?", help="show one code in full (e.g. TE002)")
-    parser.add_argument("--format", choices=("text", "json", "markdown"), default="text")
-
-
-def run_rules(args: argparse.Namespace) -> int:
-    from traineval.catalog import all_rules, get_rule, render_markdown
-
-    if args.code:
-        try:
-            rules = [get_rule(args.code)]
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    else:
-        rules = all_rules()
-    if args.format == "json":
-        print(json.dumps([_rule_dict(r) for r in rules], indent=2))
-    elif args.format == "markdown" or args.code:
-        print("\n".join(render_markdown(r) for r in rules))
-    else:
-        width = max((len(r.name) for r in rules), default=0)
-        for r in rules:
-            off = "" if r.default_enabled else "  (off by default)"
-            print(f"{r.code}  {r.name:<{width}}  {r.severity.value:<7}  {r.summary.split('. ')[0].rstrip('.')}{off}")
-    return EXIT_CLEAN
-
-
-def _rule_dict(rule: Any) -> dict[str, Any]:
-    return {
-        "code": rule.code,
-        "name": rule.name,
-        "severity": rule.severity.value,
-        "message": rule.message,
-        "fix": rule.fix,
-        "summary": rule.summary,
-        "default_enabled": rule.default_enabled,
-        "fixable": rule.fixable,
-        "doc": rule.doc_path,
-    }
 
 
 # --------------------------------------------------------------------------------- main

@@ -2,9 +2,11 @@
 
 Whatever finds a mode bug — the linter (``TE0xx``), the runtime guard (``TE1xx``) or a check
 of a live model (``TE2xx``) — reports it as a :class:`Diagnostic`. Each code is described
-once, by a :class:`Rule` in :mod:`traineval.catalog`; messages are formatted from the rule's
-template at output time, and the docs pages in ``docs/diagnostics/`` are generated from
-the same rule (``python -m traineval.catalog --write docs/diagnostics``).
+once, by a :class:`Rule` in :mod:`traineval.catalog` (whose ``make`` builds a diagnostic from
+its code); messages are formatted from the rule's template at output time, and the docs pages
+in ``docs/diagnostics/`` are generated from the same rule (``python -m traineval.catalog
+--write docs/diagnostics``). Where a code's page is, is said here once: :func:`doc_path`,
+:func:`doc_url`, :func:`doc_command`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,36 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from typing import Any
+
+
+def doc_path(code: str) -> str:
+    """Where a code's page lives in the repository (``docs/diagnostics/TE007.md``).
+
+    >>> doc_path("TE007")
+    'docs/diagnostics/TE007.md'
+    """
+    return f"docs/diagnostics/{code}.md"
+
+
+DOCS_URL = "https://github.com/traineval/traineval/blob/main/docs/diagnostics/{code}.md"
+
+
+def doc_url(code: str) -> str:
+    """The web address of a code's page.
+
+    >>> doc_url("TE007").endswith("/docs/diagnostics/TE007.md")
+    True
+    """
+    return DOCS_URL.format(code=code)
+
+
+def doc_command(code: str) -> str:
+    """The command that prints a code's page wherever traineval is installed.
+
+    >>> doc_command("TE102")
+    'traineval rule TE102'
+    """
+    return f"traineval rule {code}"
 
 
 class Severity(str, enum.Enum):
@@ -67,7 +99,7 @@ class Rule:
     @property
     def doc_path(self) -> str:
         """Path of the rule's page relative to the repository root."""
-        return f"docs/diagnostics/{self.code}.md"
+        return doc_path(self.code)
 
 
 class _Missing(dict):
@@ -111,28 +143,9 @@ class Diagnostic:
             "message": self.message,
             "where": self.where,
             "fix": self.fix,
-            "doc": f"docs/diagnostics/{self.code}.md",
+            "doc": doc_path(self.code),
             "data": _jsonable(self.data),
         }
-
-
-def make(code: str, where: str = "", **values: Any) -> Diagnostic:
-    """Build a :class:`Diagnostic` for catalog ``code``, formatting its message and fix.
-
-    >>> make("TE201", where="drop", module="drop", type="Dropout").code
-    'TE201'
-    """
-    from traineval.catalog import get_rule
-
-    rule = get_rule(code)
-    return Diagnostic(
-        code=rule.code,
-        severity=rule.severity,
-        message=rule.format_message(values),
-        where=where,
-        fix=rule.format_fix(values),
-        data=dict(values),
-    )
 
 
 def worst(diagnostics: list[Diagnostic]) -> Severity | None:

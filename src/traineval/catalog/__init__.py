@@ -11,10 +11,12 @@ The docs pages ``docs/diagnostics/TExxx.md`` are generated from here::
 
 from __future__ import annotations
 
+from typing import Any
+
 from traineval.catalog.te0xx import RULES as _TE0XX
 from traineval.catalog.te1xx import RULES as _TE1XX
 from traineval.catalog.te2xx import RULES as _TE2XX
-from traineval.diagnostics import Rule
+from traineval.diagnostics import Diagnostic, Rule
 from traineval.errors import TraineValValueError
 
 _RULES: dict[str, Rule] = {}
@@ -46,6 +48,24 @@ def get_rule(code: str) -> Rule:
     except KeyError:
         known = ", ".join(sorted(c for c in _RULES if c[:3] == key[:3])[:8]) or "see `traineval rules`"
         raise TraineValValueError(f"unknown diagnostic code {code!r}; known codes: {known}") from None
+
+
+def make(code: str, where: str = "", **values: Any) -> Diagnostic:
+    """Build a :class:`Diagnostic` for catalog ``code``, formatting its message and fix.
+
+    >>> from traineval.catalog import make
+    >>> make("TE201", where="drop", module="drop", type="Dropout").code
+    'TE201'
+    """
+    rule = get_rule(code)
+    return Diagnostic(
+        code=rule.code,
+        severity=rule.severity,
+        message=rule.format_message(values),
+        where=where,
+        fix=rule.format_fix(values),
+        data=dict(values),
+    )
 
 
 def render_markdown(rule: Rule) -> str:
@@ -129,4 +149,4 @@ def render_index(rules: list[Rule] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["all_rules", "get_rule", "render_index", "render_markdown"]
+__all__ = ["all_rules", "get_rule", "make", "render_index", "render_markdown"]

@@ -9,9 +9,10 @@ from typing import Any
 
 import torch.nn as nn
 
+from traineval.catalog import make
 from traineval.contract._probes import Call, Divergence, Probe, sensitivity, why_training
 from traineval.core import pins
-from traineval.diagnostics import Diagnostic, make
+from traineval.diagnostics import Diagnostic
 
 
 def coverage_findings(s: Any, ref: Probe, findings: list[Diagnostic]) -> dict[str, str]:

@@ -33,13 +33,14 @@ import torch.nn as nn
 
 from traineval import _torch
 from traineval._rng import RngState
+from traineval.catalog import make
 from traineval.contract._explain import coverage_findings, culprit, functional_findings, gap_findings, state_findings
 from traineval.contract._outputs import MISMATCH, batch_size, difference, flatten, sample_dim, take
 from traineval.contract._probes import Divergence, Namer, Probe, sensitivity, why_eval
 from traineval.contract._state import StateLedger
 from traineval.core import pins
 from traineval.core.modes import ModeSnapshot
-from traineval.diagnostics import Diagnostic, Severity, make
+from traineval.diagnostics import Diagnostic, Severity
 from traineval.errors import TraineValTypeError, TraineValValueError, require_module
 from traineval.runtime.allow import allow
 

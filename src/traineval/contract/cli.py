@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from traineval.cli import EXIT_CLEAN, EXIT_FINDINGS, UsageError, build_model, load_object
+from traineval._cli import EXIT_CLEAN, EXIT_FINDINGS, UsageError, build_model, load_object
 
 
 def configure_check(parser: argparse.ArgumentParser) -> None:

@@ -23,9 +23,10 @@ from typing import Any
 
 import torch.nn as nn
 
+from traineval.catalog import make
 from traineval.core import pins
 from traineval.core.sensitivity import classify
-from traineval.diagnostics import Diagnostic, Severity, make, worst
+from traineval.diagnostics import Diagnostic, Severity, worst
 from traineval.errors import require_module
 
 

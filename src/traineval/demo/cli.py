@@ -61,8 +61,8 @@ def run_demo(args: argparse.Namespace) -> int:
     >>> main(["demo", "--quick", "--out", "traineval-demo"])     # doctest: +SKIP
     0
     """
+    from traineval._cli import UsageError
     from traineval._console import Progress
-    from traineval.cli import UsageError
     from traineval.demo.experiments import FAILS
     from traineval.demo.figures import INSTALL_HINT, require_matplotlib, write_figures
     from traineval.demo.report import print_table, summary_line, write_html, write_json

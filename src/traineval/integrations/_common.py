@@ -197,7 +197,8 @@ def run_contract(
             report,
         )
     if failed:
-        raise EvalContractError(str(report) + "\nfix the findings above, or see docs/diagnostics/<code>.md", report)
+        hint = "\nfix the findings above; `traineval rule CODE` explains each code"
+        raise EvalContractError(str(report) + hint, report)
     if report.warnings and announce:
         warnings.warn(str(report), TraineValWarning, stacklevel=3)
     logger.info("EvalContract: %s", str(report).splitlines()[0])

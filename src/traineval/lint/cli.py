@@ -42,7 +42,7 @@ def configure_lint(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> object:
-    from traineval.cli import UsageError
+    from traineval._cli import UsageError
     from traineval.lint.config import find_pyproject, load_config, validate_selector
 
     paths = args.paths or ["."]

@@ -8,7 +8,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from traineval.diagnostics import make
+from traineval.catalog import make
 from traineval.lint import ir
 from traineval.lint.config import LintConfig
 from traineval.lint.files import discover, module_name

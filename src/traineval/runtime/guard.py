@@ -46,12 +46,12 @@ import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from traineval import _torch
-from traineval.catalog import get_rule
+from traineval.catalog import get_rule, make
 from traineval.catalog.te1xx import FAMILIES, RULES
 from traineval.core import pins
 from traineval.core import tracing as _tracing
 from traineval.core.sensitivity import classify
-from traineval.diagnostics import Diagnostic, make
+from traineval.diagnostics import Diagnostic, doc_command
 from traineval.errors import (
     TraineValError,
     TraineValTypeError,
@@ -85,7 +85,7 @@ class GuardError(TraineValError, RuntimeError):
     """A guard finding raised with ``on="raise"``; the finding is in ``.diagnostic``.
 
     >>> import traineval as te
-    >>> from traineval.diagnostics import make
+    >>> from traineval.catalog import make
     >>> err = te.GuardError(make("TE105", "bn", module="bn", type="BatchNorm1d", count=2,
     ...                          shape="(2, 8)", minimum=16, extra=""))
     >>> err.diagnostic.code
@@ -707,7 +707,7 @@ def guard(
 
 # ---------------------------------------------------------------------- helpers
 def _text(diag: Diagnostic) -> str:
-    return f"{diag.code} {diag.message} (fix: {diag.fix}; see docs/diagnostics/{diag.code}.md)"
+    return f"{diag.code} {diag.message} (fix: {diag.fix}; see `{doc_command(diag.code)}`)"
 
 
 def _leave_mode(mode: object) -> None:

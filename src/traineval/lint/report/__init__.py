@@ -4,7 +4,7 @@ Generic over :class:`~traineval.diagnostics.Diagnostic`: a :class:`Finding` adds
 optional file location (the linter's) to any diagnostic, so runtime findings (whose
 ``where`` is a module path) print through the same functions.
 
->>> from traineval.diagnostics import make
+>>> from traineval.catalog import make
 >>> f = Finding(make("TE001", expr="model.eval", method="eval"), path="a.py", line=3, col=1)
 >>> render([f], "json").count('"TE001"')
 1

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from traineval.diagnostics import doc_path, doc_url
 from traineval.lint.report import Finding
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-DOCS_URL = "https://github.com/traineval/traineval/blob/main/docs/diagnostics/{code}.md"
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 
 
@@ -28,8 +28,8 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "cell": f.cell,
         "location": {"row": f.line, "column": f.col} if f.line else None,
         "end_location": {"row": f.end_line, "column": f.end_col} if f.line else None,
-        "doc": f"docs/diagnostics/{d.code}.md",
-        "url": DOCS_URL.format(code=d.code),
+        "doc": doc_path(d.code),
+        "url": doc_url(d.code),
     }
 
 
@@ -60,7 +60,7 @@ def sarif_log(findings: Sequence[Finding]) -> dict[str, Any]:
             "shortDescription": {"text": r.summary.split(". ")[0].rstrip(".") + "."},
             "fullDescription": {"text": r.summary},
             "help": {"text": f"{r.why}\n\nFix: {r.fix}", "markdown": f"{r.why}\n\n**Fix:** {r.fix}"},
-            "helpUri": DOCS_URL.format(code=r.code),
+            "helpUri": doc_url(r.code),
             "defaultConfiguration": {"level": _LEVEL[r.severity.value], "enabled": r.default_enabled},
             "properties": {"tags": ["pytorch", "train-eval-mode"]},
         })
