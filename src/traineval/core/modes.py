@@ -17,18 +17,13 @@ exactly. This module gives that:
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
 
 import torch
 import torch.nn as nn
 
 from traineval.core import pins
 from traineval.errors import TraineValValueError, require_module
-
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 
 def modes(model: nn.Module) -> dict[str, bool]:
@@ -220,17 +215,3 @@ class inference(_ModeContext):
 
     _mode = False
     _inference = True
-
-
-def preserve_modes(fn: F) -> F:
-    """Decorator for internal helpers: restore the modes of a model passed first (private)."""
-
-    @functools.wraps(fn)
-    def wrapper(model: nn.Module, *args: Any, **kwargs: Any) -> Any:
-        snapshot = ModeSnapshot((model,))
-        try:
-            return fn(model, *args, **kwargs)
-        finally:
-            snapshot.restore()
-
-    return wrapper  # type: ignore[return-value]

@@ -314,8 +314,3 @@ def predict_mc(
             outputs.append(out.reshape(n, batch, *out.shape[1:]))
     stacked = torch.cat(outputs, 0)
     return MCPrediction(stacked.mean(0), stacked.var(0, correction=0))
-
-
-def active_policies(module: nn.Module) -> list[str]:
-    """Names of the policies pinning ``module`` (empty when none)."""
-    return pins.pin_owners(module)

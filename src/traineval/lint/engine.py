@@ -4,7 +4,6 @@ rules, suppressions, selection — with output in a deterministic order."""
 from __future__ import annotations
 
 import os
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -161,8 +160,3 @@ def _unused_noqa(r: FileResult) -> list[ir.Hit]:
         span = ir.Span(d.line, d.col if kept else d.ws_col, d.line, d.end_col)
         out.append(ir.Hit("TE090", span, {"codes": ", ".join(unused)}, edit=ir.Edit(span, text)))
     return out
-
-
-def default_jobs() -> int:
-    """Worker processes used when ``--jobs`` is not given."""
-    return 1 if sys.platform == "emscripten" else min(os.cpu_count() or 1, 8)

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from traineval.lint.ir import ClassInfo
     from traineval.lint.visitor import ClassScan, FileVisitor
 
-LOCAL_CODES = ("TE001", "TE002", "TE003", "TE004", "TE005", "TE006", "TE012", "TE013")
 
 
 def prescan(v: FileVisitor, tree: ast.Module) -> None:
