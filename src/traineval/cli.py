@@ -49,8 +49,9 @@ def make_parser(only: str | None = "*") -> argparse.ArgumentParser:
         if only not in ("*", name):
             continue
         module = importlib.import_module(module_name)
-        getattr(module, f"configure_{name}", getattr(module, "configure", None))(p)
-        p.set_defaults(_run=getattr(module, f"run_{name}", getattr(module, "run", None)))
+        # a module serving several subcommands names its functions configure_<name>/run_<name>
+        (getattr(module, f"configure_{name}", None) or module.configure)(p)
+        p.set_defaults(_run=getattr(module, f"run_{name}", None) or module.run)
     return parser
 
 

@@ -256,7 +256,7 @@ def classify(module: nn.Module, name: str = "") -> ModeSensitivity | None:
     True
     """
     require_module(module, "module")
-    cls = type(module)
+    cls: type = type(module)
     found = _table_row(cls)
     if found is not None:
         result = _builtin(module, found)

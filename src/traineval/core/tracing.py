@@ -214,7 +214,9 @@ class FunctionalWatch(TorchFunctionMode):
         super().__init__()
         self.callback = callback
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
         kwargs = kwargs or {}
         op = WATCHED.get(func)
         if op is not None:
