@@ -13,7 +13,7 @@ from traineval.lint.config import LintConfig
 from traineval.lint.files import discover, module_name
 from traineval.lint.index import ProjectIndex
 from traineval.lint.noqa import Suppressions, parse_suppressions
-from traineval.lint.report import Finding
+from traineval.lint.report.finding import Finding
 from traineval.lint.rules.flow import run_flow_rules
 from traineval.lint.source import CellMap, read_source
 

@@ -13,47 +13,11 @@ optional file location (the linter's) to any diagnostic, so runtime findings (wh
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from traineval.diagnostics import Diagnostic, Severity
+from traineval.lint.report import machine, text
+from traineval.lint.report.finding import Finding
 
 FORMATS = ("text", "json", "sarif", "github")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A diagnostic with an optional location; ``line``/``col`` are 1-based (0: no location)."""
-
-    diagnostic: Diagnostic
-    path: str = ""
-    line: int = 0
-    col: int = 0
-    end_line: int = 0
-    end_col: int = 0
-    cell: int | None = None
-    fixable: bool = False
-
-    @property
-    def code(self) -> str:
-        """The diagnostic's code."""
-        return self.diagnostic.code
-
-    @property
-    def severity(self) -> Severity:
-        """The diagnostic's severity."""
-        return self.diagnostic.severity
-
-    @property
-    def location(self) -> str:
-        """``path:line:col`` (``path:cell 3:line:col`` in a notebook), or the diagnostic's ``where``."""
-        if not self.path:
-            return self.diagnostic.where or "<model>"
-        cell = f"cell {self.cell}:" if self.cell is not None else ""
-        return f"{self.path}:{cell}{self.line}:{self.col}" if self.line else self.path
-
-    def sort_key(self) -> tuple[str, int, int, int, str]:
-        """Order by file, then position, then code (deterministic output)."""
-        return (self.path, self.cell or 0, self.line, self.col, self.code)
 
 
 def render(findings: Sequence[Finding], fmt: str, *, color: bool = False, statistics: bool = False,
@@ -64,8 +28,6 @@ def render(findings: Sequence[Finding], fmt: str, *, color: bool = False, statis
     >>> print(render(lint_source("model.eval\\n"), "github"))  # doctest: +ELLIPSIS
     ::error file=<string>.py,line=1,col=1,endLine=1,endColumn=11,title=TE001 error::TE001 `model.eval` ...
     """
-    from traineval.lint.report import machine, text
-
     if fmt == "text":
         return text.render_text(findings, color=color, statistics=statistics, fixed=fixed, files=files)
     if fmt == "json":

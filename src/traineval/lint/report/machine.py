@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from traineval.diagnostics import doc_path, doc_url
-from traineval.lint.report import Finding
+from traineval.lint.report.finding import Finding
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}

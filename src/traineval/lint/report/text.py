@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from traineval._console import plural
 from traineval.diagnostics import Severity
-from traineval.lint.report import Finding
+from traineval.lint.report.finding import Finding
 
 _COLORS = {"error": "31", "warning": "33", "info": "36", "bold": "1", "dim": "2", "green": "32"}
 
