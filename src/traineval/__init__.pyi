@@ -3,7 +3,7 @@
 # `traineval/__init__.py` reads it at import time to load each name on first use (PEP 562) and to
 # build `__all__`. Submodules reachable as attributes (`te.examples`) are the
 # `from traineval import X as X` lines; they are not in `__all__`.
-# The layout of the package: docs/architecture.md.
+# The layout of the package: docs/architecture.md in the repository.
 
 from traineval import catalog as catalog
 from traineval import demo as demo
