@@ -1,15 +1,18 @@
-"""``traineval demo``: the article's claims on train/eval modes reproduced, measured and pictured.
+"""``traineval demo``: the claims of the article :data:`~traineval.demo.claims.ARTICLE` on train/eval modes,
+reproduced, measured and pictured.
 
-The pieces: :mod:`~traineval.demo.data` (generated images), :mod:`~traineval.demo.models`,
-:mod:`~traineval.demo.training`, :mod:`~traineval.demo.experiments` (one function per claim),
-:mod:`~traineval.demo.figures` (matplotlib, optional), :mod:`~traineval.demo.report` and
-:mod:`~traineval.demo.runner`, which runs them all:
+The registry :mod:`~traineval.demo.claims` lists every claim (its words, its experiment) and every
+figure; :mod:`~traineval.demo.runner` trains the models (:mod:`~traineval.demo.data`,
+:mod:`~traineval.demo.models`, :mod:`~traineval.demo.training`) and runs the experiments
+(:mod:`traineval.demo.experiments`, one module per claim); :mod:`traineval.demo.figures` (matplotlib,
+optional) and :mod:`~traineval.demo.report` show the results:
 
->>> from traineval.demo import DemoConfig, run
->>> DemoConfig.make(quick=True).quick
-True
+>>> from traineval.demo import CLAIMS, DemoConfig, run
+>>> DemoConfig.make(quick=True).quick, CLAIMS[0].id
+(True, 'C1')
 """
 
+from traineval.demo.claims import ARTICLE, CLAIMS
 from traineval.demo.runner import DemoConfig, DemoResults, run
 
-__all__ = ["DemoConfig", "DemoResults", "run"]
+__all__ = ["ARTICLE", "CLAIMS", "DemoConfig", "DemoResults", "run"]

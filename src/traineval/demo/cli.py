@@ -37,8 +37,10 @@ def configure_demo(parser: argparse.ArgumentParser) -> None:
     >>> args.quick, args.seed, args.out, args.threads
     (True, 3, 'traineval-demo', 1)
     """
+    from traineval.demo.claims import ARTICLE
+
     parser.description = (
-        "Reproduce the article's claims about model.train()/model.eval() (C1-C8) and two traps beyond it: "
+        f"Reproduce the claims (C1-C8) of the article {ARTICLE} and two traps beyond it (T1, T2): "
         "train a small CNN with BatchNorm and Dropout on generated images, measure each claim, draw figures "
         "and write report.html and results.json. No network; about a minute on a laptop CPU (--quick: seconds)."
     )
@@ -63,8 +65,10 @@ def run_demo(args: argparse.Namespace) -> int:
     """
     from traineval._cli import UsageError
     from traineval._console import Progress
-    from traineval.demo.experiments import FAILS
-    from traineval.demo.figures import INSTALL_HINT, require_matplotlib, write_figures
+    from traineval.demo.claims import ARTICLE_TITLE
+    from traineval.demo.figures._style import INSTALL_HINT, require_matplotlib
+    from traineval.demo.figures.render import write_figures
+    from traineval.demo.outcome import FAILS
     from traineval.demo.report import print_table, summary_line, write_html, write_json
     from traineval.demo.runner import DemoConfig, run
 
@@ -85,7 +89,7 @@ def run_demo(args: argparse.Namespace) -> int:
     show = not args.no_progress
     err = sys.stderr
     if show:
-        print(f"traineval demo: the article's claims on PyTorch's train/eval modes, measured "
+        print(f"traineval demo: the claims of {ARTICLE_TITLE} on PyTorch's train/eval modes, measured "
               f"({'quick run, ' if config.quick else ''}seed {config.seed}) → {out}/", file=err, flush=True)
         if not have_plots:
             print(f"  note: {INSTALL_HINT}; measuring without figures", file=err, flush=True)

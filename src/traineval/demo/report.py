@@ -19,15 +19,20 @@ import base64
 import html
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import TextIO
 
 from traineval._console import use_color
-from traineval.demo.experiments import DIFFERS, FAILS, HOLDS
+from traineval.demo.claims import ARTICLE, ARTICLE_ENGLISH, ARTICLE_TITLE, FigureSpec, figures_under
+from traineval.demo.outcome import DIFFERS, FAILS, HOLDS, VERDICTS, Verdict
 from traineval.demo.runner import DemoResults
 
-_VERDICT_STYLE = {HOLDS: "green", DIFFERS: "yellow", FAILS: "bold red"}
-_VERDICT_HTML = {HOLDS: "#1a7f37", DIFFERS: "#9a6700", FAILS: "#cf222e"}
+TABLE_TITLE = f"The claims of {ARTICLE}, measured"
+_VERDICT_STYLE: dict[Verdict, str] = {HOLDS: "green", DIFFERS: "yellow", FAILS: "bold red"}
+_VERDICT_HTML: dict[Verdict, str] = {HOLDS: "#1a7f37", DIFFERS: "#9a6700", FAILS: "#cf222e"}
+_VERDICT_WORDS: dict[Verdict, tuple[str, str]] = {
+    HOLDS: ("holds", "hold"), DIFFERS: ("differs", "differ"), FAILS: ("fails", "fail")}
 
 
 def write_json(results: DemoResults, path: Path) -> None:
@@ -42,7 +47,7 @@ def print_table(results: DemoResults, stream: TextIO | None = None) -> None:
     >>> import io
     >>> from traineval.demo.runner import DemoConfig, DemoResults
     >>> from traineval.demo.training import TrainingLog
-    >>> from traineval.demo.experiments import Claim
+    >>> from traineval.demo.outcome import Claim
     >>> claim = Claim("C9", "an example", "the article says", "exactly", "measured 1.0", "holds")
     >>> log = TrainingLog(1, 0.5, (0.9,))
     >>> stream = io.StringIO()
@@ -61,7 +66,8 @@ def print_table(results: DemoResults, stream: TextIO | None = None) -> None:
     colour = use_color(stream)
     console = Console(file=stream, force_terminal=colour, no_color=not colour,
                       width=None if stream.isatty() else 140, highlight=False)
-    table = Table(title="The article's claims, measured", show_lines=True, expand=False)
+    table = Table(title=TABLE_TITLE, caption="C1–C8: the article's claims; T1, T2: traps it does not mention",
+                  show_lines=True, expand=False)
     table.add_column("", style="bold", no_wrap=True)
     table.add_column("claim", max_width=28)
     table.add_column("measured")
@@ -71,10 +77,10 @@ def print_table(results: DemoResults, stream: TextIO | None = None) -> None:
     console.print(table)
 
 
-def _plain_table(rows: list[tuple[str, str, str, str]], stream: TextIO) -> None:
-    import textwrap
-
-    print("The article's claims, measured", file=stream)
+def _plain_table(rows: list[tuple[str, str, str, Verdict]], stream: TextIO) -> None:
+    for line in textwrap.wrap(TABLE_TITLE, 100):
+        print(line, file=stream)
+    print("(C1–C8: the article's claims; T1, T2: traps it does not mention)", file=stream)
     for cid, title, measured, verdict in rows:
         print(f"\n{cid:<3} {verdict.upper():<8} {title}", file=stream)
         for line in textwrap.wrap(measured, 100):
@@ -83,15 +89,11 @@ def _plain_table(rows: list[tuple[str, str, str, str]], stream: TextIO) -> None:
 
 def summary_line(results: DemoResults) -> str:
     """``8 hold, 2 differ`` style counts of the verdicts (see the module example)."""
-    counts: dict[str, int] = {}
-    for c in results.claims:
-        counts[c.verdict] = counts.get(c.verdict, 0) + 1
-    words = {HOLDS: ("holds", "hold"), DIFFERS: ("differs", "differ"), FAILS: ("fails", "fail")}
     parts = []
-    for verdict in (HOLDS, DIFFERS, FAILS):
-        n = counts.get(verdict, 0)
+    for verdict in VERDICTS:
+        n = sum(c.verdict == verdict for c in results.claims)
         if n:
-            parts.append(f"{n} {words[verdict][0] if n == 1 else words[verdict][1]}")
+            parts.append(f"{n} {_VERDICT_WORDS[verdict][0] if n == 1 else _VERDICT_WORDS[verdict][1]}")
     return ", ".join(parts)
 
 
@@ -107,29 +109,23 @@ figure{margin:1em 0} img{max-width:100%;height:auto} figcaption{color:#656d76;fo
 code{background:#f6f8fa;padding:.1em .3em;border-radius:4px}
 """
 
-# which figures illustrate which claim (a figure is shown once, under the first claim naming it)
-_FIGURES_FOR = {
-    "C2": ["c2_c3_bn_statistics.png"],
-    "C4": ["c4_state_change.png"],
-    "C5": ["c5_output_spread.png"],
-    "C6": ["c6_batch_size.png", "c6_autoencoder.png"],
-    "C7": ["c7_dropout.png"],
-}
 
-
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+def _figure(spec: FigureSpec, figures: dict[str, Path]) -> list[str]:
+    if spec.file not in figures:
+        return []
+    data = base64.b64encode(figures[spec.file].read_bytes()).decode("ascii")
+    caption = html.escape(spec.caption)
+    return [f'<figure><img alt="{caption}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{caption}</figcaption></figure>"]
 
 
 def write_html(results: DemoResults, figures: dict[str, Path], path: Path, note: str = "") -> None:
     """Write a self-contained ``report.html``: the table, each claim in full, figures embedded as data URLs.
 
-    See the module example; ``figures`` maps file names from :data:`~traineval.demo.figures.FIGURES`
-    to PNG files, ``note`` is shown at the top (e.g. why figures are missing).
+    See the module example; ``figures`` maps the file names of
+    :data:`traineval.demo.claims.FIGURES` to PNG files (a figure missing from it is left out),
+    ``note`` is shown at the top (e.g. why figures are missing).
     """
-    from traineval.demo.figures import FIGURES
-
     e = html.escape
     cfg = results.config
     out: list[str] = [
@@ -137,14 +133,20 @@ def write_html(results: DemoResults, figures: dict[str, Path], path: Path, note:
         "<title>traineval demo: train/eval modes, measured</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>PyTorch's train and eval modes, measured</h1>",
+        f"<p>The claims of the article <strong lang='zh-Hant'>{e(ARTICLE_TITLE)}</strong> "
+        f"(“{e(ARTICLE_ENGLISH)}”), each reproduced on a model trained on the spot and measured. "
+        "<strong>C1–C8</strong> are the article's claims, <strong>T1</strong> and <strong>T2</strong> two traps "
+        "it does not mention. Each verdict is computed from the measurement: <em>holds</em> when the measured "
+        "behaviour is the one the article describes, <em>differs</em> when it differs measurably from the "
+        "statement as written, <em>fails</em> when the expected behaviour did not show at all.</p>",
         f"<p class='muted'>traineval demo · seed {cfg.seed}{' · quick run' if cfg.quick else ''} · "
         f"{cfg.train_images} training and {cfg.test_images} test images (3×16×16 coloured shapes, generated) · "
         f"CNN test accuracy {results.cnn_log.per_epoch[-1]:.1%} · {e(summary_line(results))}</p>",
     ]
     if note:
         out.append(f"<p><strong>{e(note)}</strong></p>")
-    if "overview.png" in figures:
-        out.append(_img(figures["overview.png"], FIGURES["overview.png"][1]))
+    for spec in figures_under(None):
+        out.extend(_figure(spec, figures))
     out.append("<table><tr><th></th><th>claim</th><th>measured</th><th>verdict</th></tr>")
     for c in results.claims:
         colour = _VERDICT_HTML.get(c.verdict, "#000")
@@ -154,15 +156,14 @@ def write_html(results: DemoResults, figures: dict[str, Path], path: Path, note:
     for c in results.claims:
         colour = _VERDICT_HTML.get(c.verdict, "#000")
         out.append(f"<h2 id='{c.id}'>{c.id} · {e(c.title)} · <span style='color:{colour}'>{e(c.verdict)}</span></h2>")
-        out.append(f"<p><strong>The article:</strong></p><blockquote>{e(c.article)}</blockquote>")
+        said = "The article says:" if c.in_article else "Beyond the article:"
+        out.append(f"<p><strong>{said}</strong></p><blockquote>{e(c.article)}</blockquote>")
         out.append(f"<p><strong>Exactly:</strong> {e(c.exact)}</p>")
         out.append(f"<p><strong>Measured:</strong> {e(c.measurement)}.</p>")
-        for name in _FIGURES_FOR.get(c.id, []):
-            if name in figures:
-                out.append(_img(figures[name], FIGURES[name][1]))
+        for spec in figures_under(c.id):
+            out.extend(_figure(spec, figures))
     out.append("<h2>Reproduce</h2><p><code>traineval demo"
                f"{' --quick' if cfg.quick else ''} --seed {cfg.seed}</code> — numbers are in "
                "<code>results.json</code>, identical for the same seed on the same machine and library versions.</p>")
     out.append("</body></html>")
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
-

@@ -10,8 +10,11 @@ import torch
 
 import traineval as te
 from traineval._console import Progress
-from traineval.demo import experiments as ex
+from traineval._rng import RngState
+from traineval.demo.claims import CLAIMS
 from traineval.demo.data import CLASS_NAMES, IMAGE_SIZE, blobs_dataset, shapes_dataset
+from traineval.demo.experiments._context import Context
+from traineval.demo.outcome import Claim
 from traineval.demo.training import TrainingLog, train_autoencoder, train_classifier
 from traineval.errors import TraineValTypeError, TraineValValueError
 
@@ -78,7 +81,7 @@ class DemoResults:
     """Everything the demo measured: the claims, the training logs and the configuration."""
 
     config: DemoConfig
-    claims: list[ex.Claim]
+    claims: list[Claim]
     cnn_log: TrainingLog
     ae_log: TrainingLog
 
@@ -130,7 +133,7 @@ def run(config: DemoConfig, progress: Progress | None = None) -> DemoResults:
 
 
 def _run(cfg: DemoConfig, progress: Progress) -> DemoResults:
-    with torch.random.fork_rng(devices=[]):
+    with RngState():
         torch.manual_seed(cfg.seed)
         progress.note(f"generating {cfg.train_images + cfg.test_images} shape images and "
                       f"{cfg.ae_images + 64} colour images (seed {cfg.seed})")
@@ -141,29 +144,15 @@ def _run(cfg: DemoConfig, progress: Progress) -> DemoResults:
         cnn, cnn_log = train_classifier(x_train, y_train, x_test, y_test, epochs=cfg.epochs, seed=cfg.seed,
                                         max_lr=cfg.max_lr, progress=progress)
         ae, ae_log = train_autoencoder(ae_train, ae_test, epochs=cfg.ae_epochs, seed=cfg.seed, progress=progress)
-        ctx = ex.Context(cnn=cnn, autoencoder=ae, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
-                         ae_test=ae_test, seed=cfg.seed, sweep_images=min(cfg.sweep_images, cfg.test_images),
-                         repeats=cfg.repeats)
-        steps: list[tuple[str, Any]] = [
-            ("C1", lambda: ex.c1_two_modes(ctx)),
-            ("C2", lambda: ex.c2_training_mode(ctx, norm, drop)),
-            ("C3", lambda: ex.c3_eval_mode(ctx, norm)),
-            ("C4", lambda: ex.c4_state_change(ctx)),
-            ("C5", lambda: ex.c5_output_spread(ctx)),
-            ("C6", lambda: ex.c6_small_batches(ctx)),
-            ("C7", lambda: ex.c7_dropout(ctx, drop)),
-            ("C8", lambda: ex.c8_rule_of_thumb(ctx)),
-            ("T1", lambda: ex.t1_functional_dropout(ctx)),
-            ("T2", lambda: ex.t2_no_grad(ctx)),
-        ]
-        progress.start("measuring the claims", len(steps))
-        norm = ex._normalisation_errors(ctx)
-        drop = ex._dropout_in_model(ctx)
+        ctx = Context(cnn=cnn, autoencoder=ae, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                      ae_test=ae_test, seed=cfg.seed, sweep_images=min(cfg.sweep_images, cfg.test_images),
+                      repeats=cfg.repeats)
+        progress.start("measuring the claims", len(CLAIMS))
         claims = []
-        for cid, step in steps:
-            torch.manual_seed(cfg.seed)
-            claim = step()
+        for spec in CLAIMS:
+            torch.manual_seed(cfg.seed)  # each experiment starts from the same state, whatever ran before
+            claim = spec.run(ctx)
             claims.append(claim)
-            progress.advance(detail=cid)
-            progress.note(f"{cid} {claim.verdict}: {claim.title}")
+            progress.advance(detail=spec.id)
+            progress.note(f"{spec.id} {claim.verdict}: {claim.title}")
     return DemoResults(cfg, claims, cnn_log, ae_log)
