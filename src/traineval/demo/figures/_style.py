@@ -6,7 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-INSTALL_HINT = "matplotlib is not installed; figures need it: pip install 'traineval[demo]' (or pip install matplotlib)"
+INSTALL_HINT = ("matplotlib is not installed; figures need it: pip install matplotlib "
+                "(or, in a clone of traineval: pip install '.[demo]')")
 
 TRAIN_COLOUR = "#d62728"  # red: training mode (the bug when testing)
 SMALL_BATCH_COLOUR = "#ff7f0e"  # orange: training mode on an ordinary batch
