@@ -59,7 +59,19 @@ class ClaimSpec:
     in_article: bool = True
 
     def run(self, ctx: Context) -> Claim:
-        """Run the experiment on ``ctx`` and return the claim with its measurement and verdict."""
+        """Run the experiment on ``ctx`` and return the claim with its measurement and verdict.
+
+        Args:
+            ctx: the trained models and data; they are left as they were.
+
+        Returns:
+            The claim: this entry's words with the experiment's measurement, verdict and numbers.
+
+        >>> from traineval.demo.experiments._context import untrained_context
+        >>> claim = spec("C7").run(untrained_context())
+        >>> claim.verdict, claim.values["kept_value"], claim.article.startswith("nn.Dropout(0.5)")
+        ('differs', 2.0, True)
+        """
         outcome = self.experiment(ctx)
         return Claim(self.id, self.title, self.article, self.exact, outcome.measurement, outcome.verdict,
                      outcome.values, outcome.plot, self.in_article)
@@ -189,6 +201,12 @@ FIGURES: tuple[FigureSpec, ...] = (
 def spec(claim_id: str) -> ClaimSpec:
     """The registry entry of ``claim_id``.
 
+    Args:
+        claim_id: ``"C1"`` … ``"C8"``, ``"T1"`` or ``"T2"``.
+
+    Returns:
+        Its :class:`ClaimSpec`; an unknown id raises ``ValueError`` naming the known ones.
+
     >>> spec("C7").title
     'Dropout(0.5) drops half — and scales the rest by 2'
     """
@@ -200,5 +218,15 @@ def spec(claim_id: str) -> ClaimSpec:
 
 
 def figures_under(claim_id: str | None) -> list[FigureSpec]:
-    """The figures the report shows under ``claim_id`` (``None``: at the top), in registry order."""
+    """The figures the report shows under ``claim_id`` (``None``: at the top), in registry order.
+
+    Args:
+        claim_id: a claim's id, or ``None`` for the figures shown above the table.
+
+    Returns:
+        The :class:`FigureSpec` entries, possibly none.
+
+    >>> [f.file for f in figures_under("C2")], [f.file for f in figures_under(None)]
+    (['c2_c3_bn_statistics.png'], ['overview.png'])
+    """
     return [f for f in FIGURES if f.shown_under == claim_id]

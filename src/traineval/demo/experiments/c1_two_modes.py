@@ -12,6 +12,12 @@ from traineval.demo.outcome import FAILS, HOLDS, Outcome
 def measure(ctx: Context) -> Outcome:
     """Count the module flags ``train()`` sets and ``eval()`` clears, and the modules that read them.
 
+    Args:
+        ctx: the trained models and data; they are left as they were.
+
+    Returns:
+        The measurement in words, the verdict computed from it, and the numbers.
+
     >>> from traineval.demo.experiments._context import untrained_context
     >>> c = measure(untrained_context())
     >>> c.verdict, c.values["modules"], len(c.values["mode_sensitive"])

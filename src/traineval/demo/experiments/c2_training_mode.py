@@ -11,6 +11,12 @@ from traineval.demo.outcome import FAILS, HOLDS, Outcome
 def measure(ctx: Context) -> Outcome:
     """Compare each BatchNorm's training-mode output with a float64 normalisation by hand; count dropped units.
 
+    Args:
+        ctx: the trained models and data; they are left as they were.
+
+    Returns:
+        The measurement in words, the verdict computed from it, and the numbers.
+
     >>> from traineval.demo.experiments._context import untrained_context
     >>> c = measure(untrained_context())
     >>> c.verdict, c.values["bn_max_error_vs_batch_stats"] < 1e-5

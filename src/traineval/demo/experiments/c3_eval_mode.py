@@ -28,6 +28,12 @@ def measure(ctx: Context) -> Outcome:
     """Check eval mode against running-statistics normalisation; compare the running statistics with the
     whole-data statistics (float64 reference) before and after ``te.recalibrate_batchnorm``.
 
+    Args:
+        ctx: the trained models and data; they are left as they were.
+
+    Returns:
+        The measurement in words, the verdict computed from it, and the numbers.
+
     >>> from traineval.demo.experiments._context import untrained_context
     >>> c = measure(untrained_context())
     >>> c.verdict, c.values["buffers_unchanged_by_eval_passes"]

@@ -17,6 +17,12 @@ def measure(ctx: Context) -> Outcome:
     """One ``no_grad`` pass over the test set in eval mode, and in training mode in batches of 64 and of 1:
     what it does to the running statistics, the weights and the eval accuracy afterwards.
 
+    Args:
+        ctx: the trained models and data; they are left as they were.
+
+    Returns:
+        The measurement in words, the verdict computed from it, and the numbers.
+
     >>> from traineval.demo.experiments._context import untrained_context
     >>> c = measure(untrained_context())
     >>> c.verdict, c.values["eval_pass_unchanged"], c.values["train_pass_batch_1"]["batches_counted"]

@@ -15,6 +15,12 @@ from traineval.demo.outcome import FAILS, HOLDS, Outcome
 def measure(ctx: Context) -> Outcome:
     """Call the CNN ``ctx.repeats`` times on the same batch in each mode; measure how the outputs spread.
 
+    Args:
+        ctx: the trained models and data; they are left as they were.
+
+    Returns:
+        The measurement in words, the verdict computed from it, and the numbers.
+
     >>> from traineval.demo.experiments._context import untrained_context
     >>> c = measure(untrained_context())
     >>> c.verdict, c.values["eval"]["identical_calls"], c.values["train"]["identical_calls"]

@@ -26,6 +26,12 @@ def colour_shift(out: torch.Tensor, ref: torch.Tensor) -> float:
 def measure(ctx: Context) -> Outcome:
     """Test accuracy at batch sizes 1, 2, 4, … in both modes; the autoencoder's colours at batch size 1.
 
+    Args:
+        ctx: the trained models and data; they are left as they were.
+
+    Returns:
+        The measurement in words, the verdict computed from it, and the numbers.
+
     The verdict needs a trained model (an untrained one is at chance in both modes):
 
     >>> from traineval.demo.experiments._context import untrained_context

@@ -15,6 +15,12 @@ from traineval.demo.outcome import DIFFERS, FAILS, HOLDS, Outcome
 def measure(ctx: Context) -> Outcome:
     """``nn.Dropout(0.5)`` on 200,000 ones, twice in training mode and once in eval mode; the CNN's own dropout.
 
+    Args:
+        ctx: the trained models and data; they are left as they were.
+
+    Returns:
+        The measurement in words, the verdict computed from it, and the numbers.
+
     >>> from traineval.demo.experiments._context import untrained_context
     >>> c = measure(untrained_context())
     >>> c.verdict, c.values["kept_value"], c.values["eval_identity"]

@@ -34,6 +34,12 @@ class _RReLUNet(nn.Module):
 def measure(ctx: Context) -> Outcome:
     """Train- vs eval-mode outputs on the same input for the CNN, a LayerNorm MLP and an RReLU MLP.
 
+    Args:
+        ctx: the trained models and data; they are left as they were.
+
+    Returns:
+        The measurement in words, the verdict computed from it, and the numbers.
+
     >>> from traineval.demo.experiments._context import untrained_context
     >>> measure(untrained_context()).verdict
     'holds'

@@ -30,6 +30,12 @@ class _FixedFunctionalDropoutNet(_FunctionalDropoutNet):
 def measure(ctx: Context) -> Outcome:
     """Run the trap and its fix after ``model.eval()``; ask ``te.check`` about both.
 
+    Args:
+        ctx: the trained models and data; they are left as they were.
+
+    Returns:
+        The measurement in words, the verdict computed from it, and the numbers.
+
     >>> from traineval.demo.experiments._context import untrained_context
     >>> c = measure(untrained_context())
     >>> c.verdict, "TE214" in c.values["te_check_codes_trap"]

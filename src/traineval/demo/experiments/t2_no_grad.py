@@ -15,6 +15,12 @@ from traineval.demo.outcome import FAILS, HOLDS, Outcome
 def measure(ctx: Context) -> Outcome:
     """Call a training-mode model twice under ``torch.no_grad()``, then under ``te.inference``.
 
+    Args:
+        ctx: the trained models and data; they are left as they were.
+
+    Returns:
+        The measurement in words, the verdict computed from it, and the numbers.
+
     >>> from traineval.demo.experiments._context import untrained_context
     >>> measure(untrained_context()).values["training_flag_under_no_grad"]
     True

@@ -14,7 +14,16 @@ def write_figures(claims: Sequence[Claim], out_dir: Path) -> list[Path]:
     """Draw every figure whose claims were measured into ``out_dir`` as PNG; returns the paths written.
 
     The files are byte-identical for identical claims (no timestamps, no software version).
-    Raises ``ImportError`` with the install command when matplotlib is missing.
+
+    Args:
+        claims: the measured claims; a figure that reads a claim not among them is skipped.
+        out_dir: an existing folder.
+
+    Returns:
+        The paths written, in registry order.
+
+    Raises:
+        ImportError: matplotlib is missing; the message says how to install it.
 
     >>> import tempfile
     >>> write_figures([], Path(tempfile.mkdtemp()))      # no claims measured: nothing to draw
