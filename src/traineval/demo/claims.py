@@ -29,13 +29,13 @@ from traineval.demo.experiments import (
     t1_functional_dropout,
     t2_no_grad,
 )
-from traineval.demo.experiments._context import Context
+from traineval.demo.experiments._context import Context, untrained_context
 from traineval.demo.figures import bn_statistics, dropout, output_spread, small_batches, state_change
 from traineval.demo.outcome import Claim, Outcome
 from traineval.errors import TraineValValueError
 
 __all__ = ["ARTICLE", "ARTICLE_ENGLISH", "ARTICLE_TITLE", "CLAIMS", "FIGURES", "ClaimSpec", "FigureSpec",
-           "figures_under", "spec"]
+           "figures_under", "measured_untrained", "spec"]
 
 ARTICLE_TITLE = "《詳解model.train()和model.eval()兩種模式的原理與用法》"
 ARTICLE_ENGLISH = "model.train() and model.eval(): how the two modes work and how to use them"
@@ -82,7 +82,8 @@ class FigureSpec:
     """One PNG: its file name, a caption (also the alt text), the claims whose measurements it draws,
     where the report shows it (under the claim ``shown_under``, or at the top when None) and how to draw it.
 
-    ``draw(plt, claims)`` takes ``matplotlib.pyplot`` and the claims by id, and returns the figure.
+    ``draw(plt, claims)`` takes ``matplotlib.pyplot`` and the measured claims by id (at least those
+    in ``reads``), and returns the figure; :mod:`~traineval.demo.figures.render` saves and closes it.
     """
 
     file: str
@@ -230,3 +231,22 @@ def figures_under(claim_id: str | None) -> list[FigureSpec]:
     (['c2_c3_bn_statistics.png'], ['overview.png'])
     """
     return [f for f in FIGURES if f.shown_under == claim_id]
+
+
+def measured_untrained(*claim_ids: str) -> dict[str, Claim]:
+    """The named claims (all when none is named) measured on a small untrained context, by id.
+
+    For examples and tests: milliseconds, and the numbers of an untrained model.
+
+    Args:
+        claim_ids: ids from :data:`CLAIMS`.
+
+    Returns:
+        The measured claims, by id.
+
+    >>> claims = measured_untrained("C1", "T2")
+    >>> {cid: c.verdict for cid, c in claims.items()}
+    {'C1': 'holds', 'T2': 'holds'}
+    """
+    ctx = untrained_context()
+    return {cid: spec(cid).run(ctx) for cid in (claim_ids or tuple(entry.id for entry in CLAIMS))}

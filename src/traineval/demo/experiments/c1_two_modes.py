@@ -13,10 +13,11 @@ def measure(ctx: Context) -> Outcome:
     """Count the module flags ``train()`` sets and ``eval()`` clears, and the modules that read them.
 
     Args:
-        ctx: the trained models and data; they are left as they were.
+        ctx: reads ``ctx.cnn`` (a copy is switched back and forth).
 
     Returns:
-        The measurement in words, the verdict computed from it, and the numbers.
+        *holds* when ``train()`` set every flag, ``eval()`` cleared every one and some module reads
+        them; ``values`` has the counts and the mode-sensitive modules.
 
     >>> from traineval.demo.experiments._context import untrained_context
     >>> c = measure(untrained_context())

@@ -12,10 +12,12 @@ def measure(ctx: Context) -> Outcome:
     """Compare each BatchNorm's training-mode output with a float64 normalisation by hand; count dropped units.
 
     Args:
-        ctx: the trained models and data; they are left as they were.
+        ctx: reads ``ctx.cnn`` and the first test batch, through the shared measurements.
 
     Returns:
-        The measurement in words, the verdict computed from it, and the numbers.
+        *holds* when BatchNorm matches batch-statistics normalisation (and not running-statistics
+        normalisation) and the drop count is inside a binomial 5σ band; ``plot`` has the per-channel
+        means of the BatchNorm figure.
 
     >>> from traineval.demo.experiments._context import untrained_context
     >>> c = measure(untrained_context())

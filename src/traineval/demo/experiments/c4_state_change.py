@@ -18,10 +18,11 @@ def measure(ctx: Context) -> Outcome:
     what it does to the running statistics, the weights and the eval accuracy afterwards.
 
     Args:
-        ctx: the trained models and data; they are left as they were.
+        ctx: reads ``ctx.cnn`` (copies run in training mode) and the test set.
 
     Returns:
-        The measurement in words, the verdict computed from it, and the numbers.
+        *holds* when the eval-mode pass changed no buffer and the training-mode passes moved the
+        running statistics but no weight; ``values`` has each pass's changes and accuracy.
 
     >>> from traineval.demo.experiments._context import untrained_context
     >>> c = measure(untrained_context())

@@ -16,10 +16,11 @@ def measure(ctx: Context) -> Outcome:
     """Call the CNN ``ctx.repeats`` times on the same batch in each mode; measure how the outputs spread.
 
     Args:
-        ctx: the trained models and data; they are left as they were.
+        ctx: reads ``ctx.cnn``, the first test batch and ``ctx.repeats``.
 
     Returns:
-        The measurement in words, the verdict computed from it, and the numbers.
+        *holds* when training-mode calls differ and eval-mode calls are bit-identical; ``plot`` has the
+        probability of the true class on every call.
 
     >>> from traineval.demo.experiments._context import untrained_context
     >>> c = measure(untrained_context())

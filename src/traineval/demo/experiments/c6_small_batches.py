@@ -27,10 +27,11 @@ def measure(ctx: Context) -> Outcome:
     """Test accuracy at batch sizes 1, 2, 4, … in both modes; the autoencoder's colours at batch size 1.
 
     Args:
-        ctx: the trained models and data; they are left as they were.
+        ctx: reads ``ctx.cnn``, ``ctx.autoencoder``, ``ctx.sweep_images`` test images and ``ctx.ae_test``.
 
     Returns:
-        The measurement in words, the verdict computed from it, and the numbers.
+        *holds* when training-mode accuracy at batch size 1 is 20 points below eval mode's and the
+        autoencoder's colours shift at least twice as much; ``plot`` has the autoencoder's images.
 
     The verdict needs a trained model (an untrained one is at chance in both modes):
 

@@ -16,10 +16,11 @@ def measure(ctx: Context) -> Outcome:
     """``nn.Dropout(0.5)`` on 200,000 ones, twice in training mode and once in eval mode; the CNN's own dropout.
 
     Args:
-        ctx: the trained models and data; they are left as they were.
+        ctx: reads ``ctx.seed`` and, through the shared measurement, the CNN's dropout.
 
     Returns:
-        The measurement in words, the verdict computed from it, and the numbers.
+        *fails* unless the drop rate is binomial and eval mode is the identity; then *differs* when
+        every kept unit is scaled by exactly 1/(1−p); ``plot`` has one mask.
 
     >>> from traineval.demo.experiments._context import untrained_context
     >>> c = measure(untrained_context())

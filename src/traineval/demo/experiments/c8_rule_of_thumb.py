@@ -35,10 +35,11 @@ def measure(ctx: Context) -> Outcome:
     """Train- vs eval-mode outputs on the same input for the CNN, a LayerNorm MLP and an RReLU MLP.
 
     Args:
-        ctx: the trained models and data; they are left as they were.
+        ctx: reads ``ctx.cnn`` and 32 test images.
 
     Returns:
-        The measurement in words, the verdict computed from it, and the numbers.
+        *holds* when exactly the models with mode-sensitive layers (the CNN, the RReLU MLP) change
+        their output with the mode; ``values`` has the difference per model.
 
     >>> from traineval.demo.experiments._context import untrained_context
     >>> measure(untrained_context()).verdict

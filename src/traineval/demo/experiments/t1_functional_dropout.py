@@ -31,10 +31,11 @@ def measure(ctx: Context) -> Outcome:
     """Run the trap and its fix after ``model.eval()``; ask ``te.check`` about both.
 
     Args:
-        ctx: the trained models and data; they are left as they were.
+        ctx: reads ``ctx.seed`` only (the models are built here).
 
     Returns:
-        The measurement in words, the verdict computed from it, and the numbers.
+        *holds* when the trap keeps dropping after ``eval()`` and the fix is the identity; ``values``
+        has what ``te.check`` reports on each.
 
     >>> from traineval.demo.experiments._context import untrained_context
     >>> c = measure(untrained_context())

@@ -16,10 +16,11 @@ def measure(ctx: Context) -> Outcome:
     """Call a training-mode model twice under ``torch.no_grad()``, then under ``te.inference``.
 
     Args:
-        ctx: the trained models and data; they are left as they were.
+        ctx: reads ``ctx.cnn`` (a copy) and 64 test images.
 
     Returns:
-        The measurement in words, the verdict computed from it, and the numbers.
+        *holds* when, under ``no_grad``, the flag stays on, outputs differ and the running statistics
+        change, while under ``te.inference`` the calls agree.
 
     >>> from traineval.demo.experiments._context import untrained_context
     >>> measure(untrained_context()).values["training_flag_under_no_grad"]

@@ -30,6 +30,18 @@ def require_matplotlib() -> Any:
     return matplotlib
 
 
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` with the Agg backend (:func:`require_matplotlib` first).
+
+    >>> pyplot().get_backend().lower()
+    'agg'
+    """
+    require_matplotlib()
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def style(plt: Any) -> None:
     """Apply the demo's look to ``plt``'s rcParams (call inside ``plt.rc_context()``)."""
     plt.rcParams.update({

@@ -56,22 +56,15 @@ def _variance_gap(ax: Any, c3: Claim) -> None:
 def draw(plt: Any, claims: Mapping[str, Claim]) -> Any:
     """Two panels: the per-channel means BatchNorm subtracts in each mode; the running variances' gap.
 
-    Args:
-        plt: ``matplotlib.pyplot``.
-        claims: the measured claims by id; reads C2 and C3.
+    Reads ``claims["C2"]`` and ``claims["C3"]``. The gaps before and after recalibration span decades:
+    a log axis shows both.
 
-    Returns:
-        The figure. The gaps before and after recalibration span decades: a log axis shows both.
-
-    >>> from traineval.demo.claims import spec
-    >>> from traineval.demo.experiments._context import untrained_context
-    >>> from traineval.demo.figures._style import require_matplotlib
-    >>> _ = require_matplotlib(); import matplotlib.pyplot as plt
-    >>> ctx = untrained_context()
-    >>> fig = draw(plt, {cid: spec(cid).run(ctx) for cid in ("C2", "C3")})
+    >>> from traineval.demo.claims import measured_untrained
+    >>> from traineval.demo.figures._style import pyplot
+    >>> fig = draw(pyplot(), measured_untrained("C2", "C3"))
     >>> [ax.get_yscale() for ax in fig.axes]
     ['linear', 'log']
-    >>> plt.close(fig)
+    >>> pyplot().close(fig)
     """
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.35, 1]})
     _subtracted_means(a, claims["C2"], claims["C3"])

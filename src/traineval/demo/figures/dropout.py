@@ -12,21 +12,14 @@ from traineval.demo.outcome import Claim
 def draw(plt: Any, claims: Mapping[str, Claim]) -> Any:
     """Two panels: one training-mode mask on a tensor of ones; the share of each output value in both modes.
 
-    Args:
-        plt: ``matplotlib.pyplot``.
-        claims: the measured claims by id; reads C7.
+    Reads ``claims["C7"]``; returns the figure (its second axes is the colour bar of the mask).
 
-    Returns:
-        The figure (its second axes is the colour bar of the mask).
-
-    >>> from traineval.demo.claims import spec
-    >>> from traineval.demo.experiments._context import untrained_context
-    >>> from traineval.demo.figures._style import require_matplotlib
-    >>> _ = require_matplotlib(); import matplotlib.pyplot as plt
-    >>> fig = draw(plt, {"C7": spec("C7").run(untrained_context())})
+    >>> from traineval.demo.claims import measured_untrained
+    >>> from traineval.demo.figures._style import pyplot
+    >>> fig = draw(pyplot(), measured_untrained("C7"))
     >>> fig.axes[0].get_title()
     'Dropout(0.5) in train() on 20×20 ones'
-    >>> plt.close(fig)
+    >>> pyplot().close(fig)
     """
     c7 = claims["C7"]
     v = c7.values

@@ -12,21 +12,14 @@ from traineval.demo.outcome import Claim
 def draw(plt: Any, claims: Mapping[str, Claim]) -> Any:
     """The probability of the true class on each of the repeated calls, per test image, in both modes.
 
-    Args:
-        plt: ``matplotlib.pyplot``.
-        claims: the measured claims by id; reads C5.
+    Reads ``claims["C5"]``.
 
-    Returns:
-        The figure.
-
-    >>> from traineval.demo.claims import spec
-    >>> from traineval.demo.experiments._context import untrained_context
-    >>> from traineval.demo.figures._style import require_matplotlib
-    >>> _ = require_matplotlib(); import matplotlib.pyplot as plt
-    >>> fig = draw(plt, {"C5": spec("C5").run(untrained_context())})
+    >>> from traineval.demo.claims import measured_untrained
+    >>> from traineval.demo.figures._style import pyplot
+    >>> fig = draw(pyplot(), measured_untrained("C5"))
     >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     ['train(): each call', 'eval(): every call (identical)']
-    >>> plt.close(fig)
+    >>> pyplot().close(fig)
     """
     c5 = claims["C5"]
     train, ev = c5.plot["train"], c5.plot["eval"]

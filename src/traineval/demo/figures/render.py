@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from traineval.demo.claims import FIGURES
-from traineval.demo.figures._style import require_matplotlib, style
+from traineval.demo.figures._style import pyplot, style
 from traineval.demo.outcome import Claim
 
 
@@ -29,9 +29,7 @@ def write_figures(claims: Sequence[Claim], out_dir: Path) -> list[Path]:
     >>> write_figures([], Path(tempfile.mkdtemp()))      # no claims measured: nothing to draw
     []
     """
-    require_matplotlib()
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     by_id = {c.id: c for c in claims}
     paths = []
     with plt.rc_context():

@@ -57,21 +57,14 @@ def _autoencoder_grid(fig: Any, spec: Any, c6: Claim, columns: int = 8, with_big
 def draw_batch_size(plt: Any, claims: Mapping[str, Claim]) -> Any:
     """Test accuracy against test batch size, in eval mode and left in training mode.
 
-    Args:
-        plt: ``matplotlib.pyplot``.
-        claims: the measured claims by id; reads C6.
+    Reads ``claims["C6"]``.
 
-    Returns:
-        The figure.
-
-    >>> from traineval.demo.claims import spec
-    >>> from traineval.demo.experiments._context import untrained_context
-    >>> from traineval.demo.figures._style import require_matplotlib
-    >>> _ = require_matplotlib(); import matplotlib.pyplot as plt
-    >>> fig = draw_batch_size(plt, {"C6": spec("C6").run(untrained_context())})
+    >>> from traineval.demo.claims import measured_untrained
+    >>> from traineval.demo.figures._style import pyplot
+    >>> fig = draw_batch_size(pyplot(), measured_untrained("C6"))
     >>> fig.axes[0].get_xlabel(), fig.axes[0].get_xscale()
     ('test batch size', 'log')
-    >>> plt.close(fig)
+    >>> pyplot().close(fig)
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     _accuracy_panel(ax, claims["C6"])
@@ -82,21 +75,14 @@ def draw_batch_size(plt: Any, claims: Mapping[str, Claim]) -> Any:
 def draw_autoencoder(plt: Any, claims: Mapping[str, Claim]) -> Any:
     """Autoencoder inputs and outputs: eval mode, training mode at batch size 1 and at 64.
 
-    Args:
-        plt: ``matplotlib.pyplot``.
-        claims: the measured claims by id; reads C6.
+    Reads ``claims["C6"]``; returns the figure: four rows of eight images.
 
-    Returns:
-        The figure: four rows of eight images.
-
-    >>> from traineval.demo.claims import spec
-    >>> from traineval.demo.experiments._context import untrained_context
-    >>> from traineval.demo.figures._style import require_matplotlib
-    >>> _ = require_matplotlib(); import matplotlib.pyplot as plt
-    >>> fig = draw_autoencoder(plt, {"C6": spec("C6").run(untrained_context())})
+    >>> from traineval.demo.claims import measured_untrained
+    >>> from traineval.demo.figures._style import pyplot
+    >>> fig = draw_autoencoder(pyplot(), measured_untrained("C6"))
     >>> len(fig.axes), [" ".join(ax.get_ylabel().split()) for ax in fig.axes[::8]]
     (32, ['input', 'eval()', 'train(), batch of 1', 'train(), batch of 64'])
-    >>> plt.close(fig)
+    >>> pyplot().close(fig)
     """
     c6 = claims["C6"]
     fig = plt.figure(figsize=(7.2, 4.4))
@@ -112,21 +98,14 @@ def draw_autoencoder(plt: Any, claims: Mapping[str, Claim]) -> Any:
 def draw_overview(plt: Any, claims: Mapping[str, Claim]) -> Any:
     """The README's figure: the accuracy panel beside the autoencoder at batch size 1.
 
-    Args:
-        plt: ``matplotlib.pyplot``.
-        claims: the measured claims by id; reads C6.
+    Reads ``claims["C6"]``; returns the figure: the accuracy panel, then three rows of seven images.
 
-    Returns:
-        The figure: the accuracy panel, then three rows of seven images.
-
-    >>> from traineval.demo.claims import spec
-    >>> from traineval.demo.experiments._context import untrained_context
-    >>> from traineval.demo.figures._style import require_matplotlib
-    >>> _ = require_matplotlib(); import matplotlib.pyplot as plt
-    >>> fig = draw_overview(plt, {"C6": spec("C6").run(untrained_context())})
+    >>> from traineval.demo.claims import measured_untrained
+    >>> from traineval.demo.figures._style import pyplot
+    >>> fig = draw_overview(pyplot(), measured_untrained("C6"))
     >>> len(fig.axes)
     22
-    >>> plt.close(fig)
+    >>> pyplot().close(fig)
     """
     fig = plt.figure(figsize=(12, 4.4))
     spec = fig.add_gridspec(1, 2, width_ratios=[1, 1.35], left=0.06, right=0.99, top=0.9, bottom=0.13, wspace=0.2)

@@ -12,21 +12,14 @@ from traineval.demo.outcome import Claim
 def draw(plt: Any, claims: Mapping[str, Claim]) -> Any:
     """Two panels: the eval-mode accuracy after each kind of pass; how far the pass moved the running variance.
 
-    Args:
-        plt: ``matplotlib.pyplot``.
-        claims: the measured claims by id; reads C4.
+    Reads ``claims["C4"]``.
 
-    Returns:
-        The figure.
-
-    >>> from traineval.demo.claims import spec
-    >>> from traineval.demo.experiments._context import untrained_context
-    >>> from traineval.demo.figures._style import require_matplotlib
-    >>> _ = require_matplotlib(); import matplotlib.pyplot as plt
-    >>> fig = draw(plt, {"C4": spec("C4").run(untrained_context())})
+    >>> from traineval.demo.claims import measured_untrained
+    >>> from traineval.demo.figures._style import pyplot
+    >>> fig = draw(pyplot(), measured_untrained("C4"))
     >>> [ax.get_title() for ax in fig.axes][1]
     "The pass in train() changes BatchNorm's state"
-    >>> plt.close(fig)
+    >>> pyplot().close(fig)
     """
     v = claims["C4"].values
     fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.8))
