@@ -43,8 +43,9 @@ def modes(model: nn.Module) -> dict[str, bool]:
 def set_modes(model: nn.Module, snapshot: Mapping[str, bool], *, strict: bool = True) -> None:
     """Set every module's ``training`` flag from ``snapshot`` (as made by :func:`modes`).
 
-    Flags are assigned directly, without calling ``train()``, so the result is exactly the
-    snapshot — mixed states and ``train()`` overrides included. With ``strict=True`` (the
+    Modules are switched top-down through ``train()``, so ``train()`` overrides run as they
+    do for ``model.train()``; where that cannot reach the snapshot (mixed states), flags are
+    assigned directly, so the result is exactly the snapshot. With ``strict=True`` (the
     default) the snapshot's names must match the model's; on a mismatch nothing is changed
     and ``ValueError`` lists the differences. Modules pinned by a policy keep their pin.
 
@@ -81,17 +82,36 @@ def set_modes(model: nn.Module, snapshot: Mapping[str, bool], *, strict: bool = 
                 "snapshot does not match the model (" + "; ".join(parts) + "); "
                 "pass strict=False to restore the names that match"
             )
-    for name, module in named:
-        if name in snapshot:
-            module.training = pins.effective_flag(module, snapshot[name])
+    restore_flags([(module, snapshot[name]) for name, module in named if name in snapshot])
+
+
+def restore_flags(flags: list[tuple[nn.Module, bool]]) -> None:
+    """Put each module back to its flag through ``train()``, top-down (private building block).
+
+    ``flags`` lists modules parents first (``model.modules()`` order). A module whose flag
+    differs gets ``module.train(flag)``, so ``train()`` overrides run (caches they clear,
+    frozen stages they keep in eval) exactly as in a plain ``model.eval()`` … ``model.train()``
+    loop. Where ``train()`` cannot reach the wanted flag (an override that refuses it, a
+    mixed state), the flag is assigned directly; policy pins always win. If an override
+    raises, every flag is still assigned before the error propagates.
+    """
+    try:
+        for module, flag in flags:
+            if module.training != flag:
+                module.train(flag)
+    finally:
+        for module, flag in flags:
+            wanted = pins.effective_flag(module, flag)
+            if module.training != wanted:
+                module.training = wanted
 
 
 class ModeSnapshot:
     """Every module's flag, kept by module identity (internal building block).
 
-    Survives renames and modules removed in the meantime; :meth:`restore` assigns the
-    flags back (respecting policy pins). Used by every traineval function that must leave
-    a model's modes as it found them.
+    Survives renames and modules removed in the meantime; :meth:`restore` puts the flags
+    back through ``train()`` (see :func:`restore_flags`; policy pins respected). Used by
+    every traineval function that must leave a model's modes as it found them.
     """
 
     __slots__ = ("flags",)
@@ -106,8 +126,7 @@ class ModeSnapshot:
                     self.flags.append((module, module.training))
 
     def restore(self) -> None:
-        for module, flag in self.flags:
-            module.training = pins.effective_flag(module, flag)
+        restore_flags(self.flags)
 
 
 class _ModeContext(contextlib.ContextDecorator):
