@@ -538,7 +538,7 @@ def test_warn_points_at_user_code_and_log_uses_logging(caplog: pytest.LogCapture
     with te.guard(model), pytest.warns(te.TraineValWarning, match="TE101 .*torch.no_grad") as record, torch.no_grad():
         model(torch.randn(16, 20))
     assert record[0].filename == __file__
-    with te.guard(model, on="log"), torch.no_grad(), caplog.at_level("WARNING", logger="traineval.runtime.guard"):
+    with te.guard(model, on="log"), torch.no_grad(), caplog.at_level("WARNING", logger="traineval.guard"):
         model(torch.randn(16, 20))
     assert [r.levelname for r in caplog.records] == ["ERROR"] and "TE101" in caplog.records[0].getMessage()
 

@@ -24,7 +24,7 @@ KNOWN_CYCLES: list[list[str]] = [
 ]
 KNOWN_OVERSIZE = {
     "traineval.bnstats.recalibrate", "traineval.contract.check",
-    "traineval.lint.visitor", "traineval.runtime.guard",
+    "traineval.lint.visitor",
 }
 
 

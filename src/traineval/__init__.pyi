@@ -42,10 +42,10 @@ from traineval.errors import TraineValWarning as TraineValWarning
 from traineval.runtime.allow import allow as allow
 from traineval.runtime.allow import is_allowed as is_allowed
 from traineval.runtime.guard import Guard as Guard
-from traineval.runtime.guard import GuardError as GuardError
-from traineval.runtime.guard import GuardScope as GuardScope
-from traineval.runtime.guard import GuardSummary as GuardSummary
 from traineval.runtime.guard import guard as guard
+from traineval.runtime.results import GuardError as GuardError
+from traineval.runtime.results import GuardSummary as GuardSummary
+from traineval.runtime.scope import GuardScope as GuardScope
 
 __version__: str
 __all__: list[str]

@@ -24,7 +24,7 @@ from typing import Any
 import torch.nn as nn
 
 from traineval.catalog import make
-from traineval.core import pins
+from traineval.core import mixed, pins
 from traineval.core.sensitivity import classify
 from traineval.diagnostics import Diagnostic, Severity, worst
 from traineval.errors import require_module
@@ -232,11 +232,17 @@ def describe(model: nn.Module) -> ModeReport:
     seen: dict[int, int] = {}
     entries: list[ModuleMode] = []
     alias_names: dict[int, list[str]] = {}
+    by_name: dict[str, nn.Module] = {}
+    frozen: set[str] = set()
     for name, module in model.named_modules(remove_duplicate=False):
         if id(module) in seen:
             alias_names.setdefault(id(module), []).append(name)
             continue
         seen[id(module)] = len(entries)
+        by_name[name] = module
+        parent = by_name.get(name.rsplit(".", 1)[0] if "." in name else "") if name else None
+        if not module.training and mixed.frozen(module, parent):
+            frozen.add(name)
         found = classify(module, name)
         entries.append(
             ModuleMode(
@@ -253,10 +259,10 @@ def describe(model: nn.Module) -> ModeReport:
     for mid, names in alias_names.items():
         i = seen[mid]
         entries[i] = dataclasses.replace(entries[i], aliases=tuple(names))
-    return ModeReport(type(model).__name__, root_flag, entries, _findings(entries, root_flag))
+    return ModeReport(type(model).__name__, root_flag, entries, _findings(entries, root_flag, frozen))
 
 
-def _findings(entries: list[ModuleMode], root_flag: bool) -> list[Diagnostic]:
+def _findings(entries: list[ModuleMode], root_flag: bool, frozen: set[str]) -> list[Diagnostic]:
     findings: list[Diagnostic] = []
     for e in entries:
         if e.pinned is not None and e.pinned != e.training:
@@ -266,36 +272,17 @@ def _findings(entries: list[ModuleMode], root_flag: bool) -> list[Diagnostic]:
             )
         if e.kind == "unknown":
             findings.append(make("TE204", where=e.name, module=e.name or "<model>", type=e.type, reason=e.reason))
-    # sensitive modules whose mode differs from the root's, not explained by a policy
-    odd = [e for e in entries if e.sensitive and e.training != root_flag and e.pinned is None]
-    if not odd:
-        return findings
-    odd_names = {e.name for e in odd}
-    sensitive_under: dict[str, list[ModuleMode]] = {}
-    for e in entries:
-        if e.sensitive:
-            parts = e.name.split(".") if e.name else []
-            for i in range(1, len(parts) + 1):
-                sensitive_under.setdefault(".".join(parts[:i]), []).append(e)
-    by_name = {e.name: e for e in entries}
-    reported: set[str] = set()
+    # sensitive modules whose mode differs from the root's, unless explained (core.mixed)
+    odd = [
+        e.name for e in entries
+        if e.sensitive and e.training != root_flag and e.pinned is None
+        and not (root_flag and e.name in frozen)
+    ]
+    flags = {e.name: e.training for e in entries}
+    types = {e.name: e.type for e in entries}
+    sensitive = [e.name for e in entries if e.sensitive]
     code = "TE202" if root_flag else "TE201"
-    for e in odd:
-        if e.name in reported:
-            continue
-        # climb to the highest ancestor whose flag differs and whose sensitive modules all differ
-        anchor = e.name
-        parts = e.name.split(".")
-        for i in range(len(parts) - 1, 0, -1):
-            cand = ".".join(parts[:i])
-            c = by_name.get(cand)
-            under = sensitive_under.get(cand, [])
-            if c is None or c.training == root_flag or not all(u.name in odd_names for u in under):
-                break
-            anchor = cand
-        group = [u.name for u in sensitive_under.get(anchor, [e])] if anchor != e.name else [e.name]
-        reported.update(group)
-        a = by_name[anchor]
+    for anchor, group in mixed.top_groups(flags, odd, not root_flag, sensitive).items():
         suffix = f", {len(group)} mode-sensitive modules inside" if len(group) > 1 else ""
-        findings.append(make(code, where=anchor, module=anchor, type=a.type + suffix, modules=group))
+        findings.append(make(code, where=anchor, module=anchor, type=types[anchor] + suffix, modules=group))
     return findings

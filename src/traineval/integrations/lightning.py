@@ -205,7 +205,7 @@ class ModeGuard(_common.GuardBase, Callback):
 
     Parameters:
         on: ``"warn"`` (a ``TraineValWarning``), ``"raise"`` (stop the job with
-            ``te.GuardError``), ``"log"`` (logger ``traineval.runtime.guard``) or a callable that
+            ``te.GuardError``), ``"log"`` (logger ``traineval.guard``) or a callable that
             receives each ``Diagnostic``.
         rules: the codes or families to check (all ``TE1xx`` by default).
         allow: codes never reported for this model (e.g. ``["TE101"]`` for an EMA teacher).

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch.nn as nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
@@ -63,7 +63,7 @@ def _step(optimizer: Any, args: Any, kwargs: Any) -> None:
         handler(optimizer)
 
 
-def is_ours(value: object) -> bool:
+def is_ours(value: object) -> TypeGuard[Interceptor]:
     """True when ``value`` (a module's ``_compiled_call_impl``) is a guard's interceptor."""
     return isinstance(value, Interceptor)
 
@@ -71,12 +71,13 @@ def is_ours(value: object) -> bool:
 def add_target(module: nn.Module, handler: PreHandler) -> None:
     """Run ``handler(module, args)`` before every call of ``module``."""
     with _lock:
-        icpt = _interceptors.get(module)
-        if icpt is None or module.__dict__.get(_SLOT) is not icpt:
-            icpt = Interceptor(module, module.__dict__.get(_SLOT))
-            _interceptors[module] = icpt
-            module.__dict__[_SLOT] = icpt
-        icpt.handlers = (*icpt.handlers, handler)
+        found = _interceptors.get(module)
+        slot: object = module.__dict__.get(_SLOT)
+        if found is None or slot is not found:
+            found = Interceptor(module, module.__dict__.get(_SLOT))
+            _interceptors[module] = found
+            module.__dict__[_SLOT] = found
+        found.handlers = (*found.handlers, handler)
 
 
 def remove_target(module: nn.Module, handler: PreHandler) -> None:
@@ -89,7 +90,8 @@ def remove_target(module: nn.Module, handler: PreHandler) -> None:
         if icpt.handlers:
             return
         del _interceptors[module]
-        if module.__dict__.get(_SLOT) is icpt:  # not replaced since (e.g. by module.compile())
+        slot: object = module.__dict__.get(_SLOT)
+        if slot is icpt:  # not replaced since (e.g. by module.compile())
             if icpt.previous is None:
                 del module.__dict__[_SLOT]
             else:

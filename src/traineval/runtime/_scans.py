@@ -6,13 +6,14 @@ easy to read and measure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from traineval.core import pins
+from traineval.core import mixed, pins
 
 
 def flat(root: nn.Module) -> list[nn.Module]:
@@ -64,30 +65,17 @@ def walk(root: nn.Module) -> list[Node]:
     return out
 
 
-def frozen(node: Node) -> bool:
-    """True when the module's parameters — or, for a parameter-free module such as Dropout,
-    its parent's — exist and none requires grad: a deliberately frozen part of the model."""
-    params = list(node.module.parameters())
-    if not params and node.parent is not None:
-        params = list(node.parent.parameters())
-    return bool(params) and not any(p.requires_grad for p in params)
-
-
-def group(nodes: list[Node], members: list[Node], flag: bool) -> dict[str, list[Node]]:
-    """Group ``members`` (modules whose flag is ``flag``) by their top-most ancestor that has
-    the same flag all the way down, so ``backbone.eval()`` gives one group ``backbone``."""
-    by_name = {n.name: n for n in nodes}
-    groups: dict[str, list[Node]] = {}
-    for node in members:
-        top = node.name
-        while top:
-            parent = top.rsplit(".", 1)[0] if "." in top else ""
-            above = by_name.get(parent)
-            if above is None or above.module.training != flag:
-                break
-            top = parent
-        groups.setdefault(top, []).append(node)
-    return groups
+def group(
+    nodes: list[Node], members: list[Node], flag: bool, sensitive: Callable[[nn.Module], bool]
+) -> dict[str, list[Node]]:
+    """Group ``members`` (modules whose flag is ``flag``) at their top-most ancestor in the
+    same mode (:func:`traineval.core.mixed.top_groups`), so ``backbone.eval()`` gives one
+    group ``backbone``."""
+    flags = {n.name: n.module.training for n in nodes}
+    by_name = {n.name: n for n in members}
+    names = [n.name for n in nodes if sensitive(n.module)]
+    grouped = mixed.top_groups(flags, [n.name for n in members], flag, names)
+    return {top: [by_name[name] for name in group] for top, group in grouped.items()}
 
 
 def examples(members: list[Node], limit: int = 3) -> str:
