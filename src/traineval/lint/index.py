@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from traineval.lint import ir
-from traineval.lint.visitor import FACTORIES
+from traineval.lint.names import FACTORIES
 
 TRAIN_STATE, EVAL_STATE, UNKNOWN = "train", "eval", "unknown"
 _CNN_FACTORY = re.compile(r"resnet|resnext|densenet|vgg\d+_bn|mobilenet|efficientnet|regnet|inception|googlenet|"
@@ -150,7 +150,7 @@ class ProjectIndex:
             return self._framework[cls]
         info = self.classes.get(cls)
         self._framework[cls] = False
-        result = bool(info) and (info.framework or (depth < 8 and any(
+        result = info is not None and (info.framework or (depth < 8 and any(
             (q := self.lookup(b)) is not None and q in self.classes and self.is_framework(q, depth + 1)
             for b in info.bases)))
         self._framework[cls] = result
