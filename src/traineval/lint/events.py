@@ -34,6 +34,13 @@ def _mode_call(node: ast.Call) -> bool:
 
 
 
+def _through_aliases(node: ast.AST) -> ast.AST:
+    """The receiver of a chain of methods that return the module itself (``m.to(d).cuda()`` -> ``m``)."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ALIAS_METHODS:
+        node = node.func.value
+    return node
+
+
 class EventRecorder(FileContext):
     """Turns calls and assignments into events on the current function."""
 
@@ -109,6 +116,8 @@ class EventRecorder(FileContext):
         if isinstance(func, ast.Attribute):
             attr = func.attr
             recv = self.key(func.value)
+            if recv is None and attr in {"eval", "train"}:
+                recv = self.key(_through_aliases(func.value))  # `model.to(device).train()`
             if recv is not None:
                 if attr in MODULE_METHODS:
                     self.evidence(recv, attr)
