@@ -198,7 +198,8 @@ def test_parallel_output_is_deterministic(tmp_path: Path) -> None:
 def test_notebook_cells(tmp_path: Path) -> None:
     cells = [
         {"cell_type": "markdown", "metadata": {}, "source": ["# title"]},
-        {"cell_type": "code", "metadata": {}, "source": ["import torch\n", "model = torch.nn.Linear(2, 2)\n"],
+        {"cell_type": "code", "metadata": {}, "source": ["import torch\n",
+                                                          "model = torch.nn.Sequential(torch.nn.Dropout(0.5))\n"],
          "outputs": [], "execution_count": 1},
         {"cell_type": "code", "metadata": {}, "source": ["%time x = 1\n", "model.eval\n"], "outputs": [],
          "execution_count": 2},

@@ -107,3 +107,17 @@ def not_a_model(x):
     fn = torch.sigmoid
     with torch.no_grad():
         return fn(x)
+
+
+def loss_under_no_grad():
+    criterion = nn.CrossEntropyLoss()
+    with torch.no_grad():
+        return criterion(torch.ones(2, 3), torch.tensor([0, 1]))
+
+
+def plain_linear_after_load():
+    head = nn.Linear(4, 2)
+    head.load_state_dict(torch.load("head.pt"))
+    with torch.no_grad():
+        return head(torch.ones(1, 4))
+

@@ -12,13 +12,30 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from traineval import ops
 from traineval.lint import ir
-from traineval.lint.visitor import FACTORIES
+from traineval.lint.names import FACTORIES
 
 TRAIN_STATE, EVAL_STATE, UNKNOWN = "train", "eval", "unknown"
+INSENSITIVE = "insensitive"  # a module whose output never depends on its mode (a loss, nn.Linear)
+_CONTAINERS = {"torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict"}
 _CNN_FACTORY = re.compile(r"resnet|resnext|densenet|vgg\d+_bn|mobilenet|efficientnet|regnet|inception|googlenet|"
                           r"shufflenet|mnasnet|wide_resnet|alexnet_bn|darknet|cspnet")
 MAX_DEPTH = 6
+
+
+def insensitive_ctor(ref: str) -> bool:
+    """Whether a constructor builds a module whose mode never matters: a loss, or a ``torch.nn``
+    class that the table of mode-sensitive ops (:mod:`traineval.ops`) does not list.
+
+    >>> insensitive_ctor("torch.nn.CrossEntropyLoss"), insensitive_ctor("torch.nn.Dropout")
+    (True, False)
+    """
+    if ref.rsplit(".", 1)[-1].endswith("Loss"):
+        return True
+    if ref.startswith("torch.nn.") and ref.count(".") == 2 and ref not in _CONTAINERS:
+        return ops.module_op(ref) is None
+    return False
 
 
 @dataclass(frozen=True)
@@ -150,7 +167,7 @@ class ProjectIndex:
             return self._framework[cls]
         info = self.classes.get(cls)
         self._framework[cls] = False
-        result = bool(info) and (info.framework or (depth < 8 and any(
+        result = info is not None and (info.framework or (depth < 8 and any(
             (q := self.lookup(b)) is not None and q in self.classes and self.is_framework(q, depth + 1)
             for b in info.bases)))
         self._framework[cls] = result
@@ -326,6 +343,8 @@ class ProjectIndex:
             return self.state(f, other, i, depth + 1) if depth < MAX_DEPTH else (UNKNOWN, None)
         if origin.startswith("ctor:"):
             ref = origin[5:]
+            if key == e.key and insensitive_ctor(ref):
+                return INSENSITIVE, None
             if self.is_module_class(ref):
                 return TRAIN_STATE, None
             q = self.lookup(ref)

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 from traineval.lint.rules import functional, mode_calls, structure
 
 if TYPE_CHECKING:
+    from traineval.lint.context import ClassScan, FileContext
     from traineval.lint.ir import ClassInfo
-    from traineval.lint.visitor import ClassScan, FileVisitor
 
 
 
-def prescan(v: FileVisitor, tree: ast.Module) -> None:
+def prescan(v: FileContext, tree: ast.Module) -> None:
     """Collect what rules need before the walk: functions passed to ``.apply(...)``."""
     if ".apply(" not in v.src.text:
         return
@@ -33,28 +33,28 @@ def prescan(v: FileVisitor, tree: ast.Module) -> None:
                     v.applied.add(a.attr)
 
 
-def check_expr(v: FileVisitor, node: ast.Expr) -> None:
+def check_expr(v: FileContext, node: ast.Expr) -> None:
     """Rules on expression statements."""
     mode_calls.check_te001(v, node)
 
 
-def check_assign(v: FileVisitor, node: ast.Assign | ast.AnnAssign | ast.AugAssign) -> None:
+def check_assign(v: FileContext, node: ast.Assign | ast.AnnAssign | ast.AugAssign) -> None:
     """Rules on assignments."""
     mode_calls.check_te006(v, node)
 
 
-def check_call(v: FileVisitor, node: ast.Call) -> None:
+def check_call(v: FileContext, node: ast.Call) -> None:
     """Rules on calls."""
     functional.check_te002(v, node)
     functional.check_te003(v, node)
 
 
-def check_function(v: FileVisitor, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+def check_function(v: FileContext, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
     """Rules on a whole function (called on entry)."""
     structure.check_te004(v, node)
 
 
-def check_class(v: FileVisitor, node: ast.ClassDef, info: ClassInfo, scan: ClassScan) -> None:
+def check_class(v: FileContext, node: ast.ClassDef, info: ClassInfo, scan: ClassScan) -> None:
     """Rules on a whole class (called on entry, with the nodes of one walk over it)."""
     if not info.module_guess:
         return

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 
 from traineval.lint import ir
-from traineval.lint.index import TRAIN_STATE, ProjectIndex, related
+from traineval.lint.index import EVAL_STATE, INSENSITIVE, TRAIN_STATE, ProjectIndex, related
 
 FlowHit = tuple[str, ir.Hit]  # (path, hit)
 
@@ -59,11 +59,11 @@ def _te007(index: ProjectIndex, f: ir.FuncIR) -> Iterator[ir.Hit]:
             if not e.nograd and (after_load is None or trains):
                 continue
             st, site = index.state(f, e.key, i)
-            if st == TRAIN_STATE or (after_load is not None and st != "eval" and not trains
+            if st == TRAIN_STATE or (after_load is not None and st not in (EVAL_STATE, INSENSITIVE) and not trains
                                      and _is_module(index, f, e.key)):
                 why = "under `torch.no_grad()`" if e.nograd else "after `load_state_dict()`"
                 yield ir.Hit("TE007", e.span, {"model": e.key, "why": why, "caller": _where(index, site)})
-            elif st != "eval" and e.nograd and _unverified_param(index, f, e.key):
+            elif st not in (EVAL_STATE, INSENSITIVE) and e.nograd and _unverified_param(index, f, e.key):
                 yield ir.Hit("TE081", e.span, {"model": e.key})
         elif e.kind == ir.CALL and e.nograd:
             for kind, k, inner_ng in index.expand(f, i):

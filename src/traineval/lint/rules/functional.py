@@ -10,7 +10,7 @@ from traineval.lint.astutil import call_arg, const_value, has_star, mentions_tra
 from traineval.lint.ir import Edit, Span
 
 if TYPE_CHECKING:
-    from traineval.lint.visitor import FileVisitor
+    from traineval.lint.context import FileContext
 
 # dotted name -> (position of the training argument, its keyword, its default), from the one table
 FUNCTIONAL_DROPOUT: dict[str, tuple[int, str, object]] = {
@@ -21,7 +21,7 @@ FUNCTIONAL_DROPOUT: dict[str, tuple[int, str, object]] = {
 SDPA = "torch.nn.functional.scaled_dot_product_attention"
 
 
-def _gated(v: FileVisitor, expr: ast.AST, depth: int = 0) -> bool:
+def _gated(v: FileContext, expr: ast.AST, depth: int = 0) -> bool:
     """Whether a rate or flag is tied to the mode, or handed in by the caller (a parameter)."""
     if mentions_training(expr):
         return True
@@ -36,11 +36,11 @@ def _gated(v: FileVisitor, expr: ast.AST, depth: int = 0) -> bool:
     return False
 
 
-def _has_self(v: FileVisitor) -> bool:
+def _has_self(v: FileContext) -> bool:
     return any("self" in f.params for f in v.funcs)
 
 
-def check_te002(v: FileVisitor, node: ast.Call) -> None:
+def check_te002(v: FileContext, node: ast.Call) -> None:
     """TE002: functional dropout whose ``training`` is missing (default True) or hard-coded True."""
     ref = v.resolve(node.func)
     spec = FUNCTIONAL_DROPOUT.get(ref or "")
@@ -71,7 +71,7 @@ def check_te002(v: FileVisitor, node: ast.Call) -> None:
               keyword=keyword)
 
 
-def check_te003(v: FileVisitor, node: ast.Call) -> None:
+def check_te003(v: FileContext, node: ast.Call) -> None:
     """TE003: ``scaled_dot_product_attention(..., dropout_p=p)`` with ``p`` not gated on the mode."""
     if v.gate or v.resolve(node.func) != SDPA:
         return

@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING
 
 from traineval.lint.astutil import const_value, dotted
 from traineval.lint.ir import Edit, Span
-from traineval.lint.visitor import NOT_MODELS
+from traineval.lint.names import NOT_MODELS
 
 if TYPE_CHECKING:
-    from traineval.lint.visitor import FileVisitor
+    from traineval.lint.context import FileContext
 
 _CONFIG_ROOTS = {"args", "opt", "opts", "config", "cfg", "conf", "hparams", "hp", "params", "settings", "state",
                  "flags", "options", "ctx", "context", "namespace", "ns", "kwargs", "self_args"}
 
 
-def check_te001(v: FileVisitor, node: ast.Expr) -> None:
+def check_te001(v: FileContext, node: ast.Expr) -> None:
     """TE001: ``model.eval`` / ``model.train`` as a statement does nothing."""
     value = node.value
     if not (isinstance(value, ast.Attribute) and value.attr in {"eval", "train"}):
@@ -28,7 +28,7 @@ def check_te001(v: FileVisitor, node: ast.Expr) -> None:
     v.hit("TE001", value, edit=edit, expr=v.text(value), method=value.attr)
 
 
-def check_te006(v: FileVisitor, node: ast.Assign | ast.AnnAssign | ast.AugAssign) -> None:
+def check_te006(v: FileContext, node: ast.Assign | ast.AnnAssign | ast.AugAssign) -> None:
     """TE006: ``x.training = ...`` changes one flag and no child."""
     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
     for t in targets:

@@ -23,7 +23,7 @@ from traineval.lint.astutil import (
 )
 
 if TYPE_CHECKING:
-    from traineval.lint.visitor import ClassScan, FileVisitor
+    from traineval.lint.context import ClassScan, FileContext
 
 
 def _walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
@@ -36,7 +36,7 @@ def _walk_no_defs(node: ast.AST) -> Iterator[ast.AST]:
             stack.extend(ast.iter_child_nodes(sub))
 
 
-def sensitive_layer(v: FileVisitor, call: ast.Call) -> str | None:
+def sensitive_layer(v: FileContext, call: ast.Call) -> str | None:
     """The class name if ``call`` builds a torch layer whose behaviour depends on the mode.
 
     Read from the one table (:mod:`traineval.ops`): every gate of the class must hold for the
@@ -53,7 +53,7 @@ def sensitive_layer(v: FileVisitor, call: ast.Call) -> str | None:
     return row.class_name
 
 
-def check_te004(v: FileVisitor, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+def check_te004(v: FileContext, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
     """TE004: ``nn.Dropout(...)(x)`` / ``nn.BatchNorm2d(c)(x)`` built anew on every ``forward``."""
     if node.name != "forward" or not v.cur.module_class:
         return
@@ -70,7 +70,7 @@ def check_te004(v: FileVisitor, node: ast.FunctionDef | ast.AsyncFunctionDef) ->
                 v.hit("TE004", sub, layer=layer, expr=v.text(sub))
 
 
-def _module_expr(v: FileVisitor, node: ast.AST, local_values: dict[str, ast.AST]) -> tuple[bool, str | None]:
+def _module_expr(v: FileContext, node: ast.AST, local_values: dict[str, ast.AST]) -> tuple[bool, str | None]:
     """Whether ``node`` builds a module: (surely, or a project class to confirm later)."""
     if isinstance(node, ast.Name) and node.id in local_values:
         node = local_values[node.id]
@@ -119,7 +119,7 @@ _REGISTERERS = {"ModuleList", "ModuleDict", "Sequential", "add_module", "registe
                 "setattr", "extend_modules"}
 
 
-def check_te005(v: FileVisitor, cls: ast.ClassDef, scan: ClassScan) -> None:
+def check_te005(v: FileContext, cls: ast.ClassDef, scan: ClassScan) -> None:
     """TE005: submodules kept in a plain list/dict/tuple attribute are invisible to ``eval()``."""
     registered: set[str] = set()
     for sub in scan.calls:
@@ -168,7 +168,7 @@ def _self_attr(node: ast.AST) -> str | None:
     return None
 
 
-def _report(v: FileVisitor, node: ast.AST, attr: str, kind: str, verdicts: list[tuple[bool, str | None]],
+def _report(v: FileContext, node: ast.AST, attr: str, kind: str, verdicts: list[tuple[bool, str | None]],
             reported: set[str]) -> None:
     container = "nn.ModuleDict" if kind == "dict" else "nn.ModuleList"
     if any(sure for sure, _ in verdicts):
@@ -204,7 +204,7 @@ def _calls_super_mode(fn: ast.AST, name: str) -> bool:
     return False
 
 
-def check_te012(v: FileVisitor, cls: ast.ClassDef) -> None:
+def check_te012(v: FileContext, cls: ast.ClassDef) -> None:
     """TE012: a ``train()``/``eval()`` override that neither calls ``super()`` nor reaches the children."""
     for fn in cls.body:
         if not isinstance(fn, ast.FunctionDef) or fn.name not in {"train", "eval"}:
@@ -243,7 +243,7 @@ def _gating_flag(test: ast.AST) -> set[str]:
     return found
 
 
-def _uses_sensitive(v: FileVisitor, nodes: list[ast.AST]) -> bool:
+def _uses_sensitive(v: FileContext, nodes: list[ast.AST]) -> bool:
     for node in nodes:
         for sub in ast.walk(node):
             if isinstance(sub, ast.Call):
@@ -257,7 +257,7 @@ def _reads_training_attr(node: ast.AST) -> bool:
     return any(isinstance(n, ast.Attribute) and n.attr == "training" for n in ast.walk(node))
 
 
-def check_te013(v: FileVisitor, cls: ast.ClassDef) -> None:
+def check_te013(v: FileContext, cls: ast.ClassDef) -> None:
     """TE013: a home-made flag gates dropout/normalisation in ``forward`` but never follows ``self.training``."""
     uses: dict[str, ast.AST] = {}
     for fn in cls.body:
