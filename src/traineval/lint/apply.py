@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from traineval.lint.engine import LintResult
 from traineval.lint.fixes import FixOutcome, fix_file, write_atomic
+from traineval.lint.lines import python_lines
 from traineval.lint.noqa import parse_suppressions
 from traineval.lint.report.finding import Finding
-from traineval.lint.source import python_lines
 
 
 @dataclass

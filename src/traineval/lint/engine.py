@@ -13,10 +13,11 @@ from traineval.lint import ir
 from traineval.lint.config import LintConfig
 from traineval.lint.files import discover, module_name
 from traineval.lint.index import ProjectIndex
+from traineval.lint.lines import CellMap
 from traineval.lint.noqa import Suppressions, parse_suppressions
 from traineval.lint.report.finding import Finding
 from traineval.lint.rules.flow import run_flow_rules
-from traineval.lint.source import CellMap, read_source
+from traineval.lint.source import read_source
 
 PARALLEL_THRESHOLD = 48  # files; below this a process pool costs more than it saves
 

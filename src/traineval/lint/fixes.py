@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from traineval.lint.ir import Edit, Span
-from traineval.lint.source import line_starts
+from traineval.lint.lines import line_starts
 
 if TYPE_CHECKING:
     from traineval.lint.engine import Fix

@@ -20,7 +20,7 @@ import json
 import re
 from typing import Any
 
-from traineval.lint.source import CellMap, parse, python_lines
+from traineval.lint.lines import CellMap, parse, python_lines
 
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
 _ESCAPE = re.compile(r"^(\s*)(?:%|!)")

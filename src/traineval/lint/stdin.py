@@ -22,8 +22,8 @@ def run_stdin(args: argparse.Namespace, cfg: Any) -> int:
     """Lint the source on stdin; returns the exit code."""
     from traineval._cli import EXIT_ERROR
     from traineval.lint.apply import add_noqa, unified_diff
-    from traineval.lint.cli import emit
     from traineval.lint.fixes import _decode, _encode, _verify
+    from traineval.lint.output import emit
 
     name = args.stdin_filename or "-"
     data = sys.stdin.buffer.read()
