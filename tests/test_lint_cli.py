@@ -355,7 +355,8 @@ def test_stdin_diff_add_noqa_and_formats(tmp_path: Path) -> None:
     junit = ET.fromstring(lint("--format", "junit", cwd=tmp_path).stdout.split("\n", 1)[1])
     assert junit.find("testsuite/testcase/failure").get("type") == "TE001"  # type: ignore[union-attr]
     grouped = lint("--format", "grouped", cwd=tmp_path).stdout.splitlines()
-    assert grouped[:2] == ["a.py:", "  1:1 TE001 [*] `model.eval` is referenced but not called: the mode does not change"]
+    message = "`model.eval` is referenced but not called: the mode does not change"
+    assert grouped[:2] == ["a.py:", f"  1:1 TE001 [*] {message}"]
     text = lint(cwd=tmp_path).stdout.splitlines()
     assert text[2:4] == ["1 | model.eval", "  | ^^^^^^^^^^"]
     assert lint("--quiet", cwd=tmp_path).stdout.splitlines() == [text[0]]

@@ -20,7 +20,8 @@ SEEDS = [
     "import torch.nn as nn\nimport torch.nn.functional as F\nclass N(nn.Module):\n"
     "    def forward(self, x):\n        return F.dropout(x, 0.5)\n",
     "import torch.nn as nn\nimport torch.nn.functional as F\nclass N(nn.Module):\n"
-    "    def forward(self, q, k, v):\n        return F.scaled_dot_product_attention(q, k, v, dropout_p=0.1 if a else 0.2)\n",
+    "    def forward(self, q, k, v):\n"
+    "        return F.scaled_dot_product_attention(q, k, v, dropout_p=0.1 if a else 0.2)\n",
     "x = 10  # noqa: TE001 - 1\n",
     "model.train()  # noqa: TE001, E501\n",
 ]
@@ -39,9 +40,12 @@ def _segment_offsets(text: str, node: ast.AST) -> tuple[int, int]:
     return off(node.lineno, node.col_offset), off(node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 400), st.sampled_from(BREAKS + [" ", "#", "("])),
-                                        max_size=4))
+HEALTH = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+MUTATIONS = st.lists(st.tuples(st.integers(0, 400), st.sampled_from([*BREAKS, " ", "#", "("])), max_size=4)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=HEALTH)
+@given(st.sampled_from(SEEDS), MUTATIONS)
 def test_fixes_stay_exact_under_mutation(tmp_path: Path, seed: str, inserts: list[tuple[int, str]]) -> None:
     text = seed
     for pos, ch in inserts:
