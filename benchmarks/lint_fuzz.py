@@ -46,18 +46,18 @@ def _mutate(text: str, rng: random.Random) -> str:
     return text
 
 
-def _changed_lines(old: str, new: str) -> tuple[int, int, int]:
-    """(first changed line, last changed line in old, last in new), by Python's line model."""
+def _changed_lines(old: str, new: str) -> set[int]:
+    """The 1-based lines of ``old`` that differ in ``new`` (Python's line model, difflib)."""
+    import difflib
+
     from traineval.lint.lines import python_lines
 
     a, b = python_lines(old, keepends=True), python_lines(new, keepends=True)
-    i = 0
-    while i < min(len(a), len(b)) and a[i] == b[i]:
-        i += 1
-    j = 0
-    while j < min(len(a), len(b)) - i and a[-1 - j] == b[-1 - j]:
-        j += 1
-    return i, len(a) - j, len(b) - j
+    changed: set[int] = set()
+    for tag, i1, i2, _, _ in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag != "equal":
+            changed.update(range(i1 + 1, max(i2, i1 + 1) + 1))
+    return changed
 
 
 def trial(src: str, rng: random.Random, stats: dict[str, int], limit: float) -> None:
@@ -83,10 +83,11 @@ def trial(src: str, rng: random.Random, stats: dict[str, int], limit: float) -> 
             os.mkfifo(tree / "fifo.py")
             (tree / "zero.py").symlink_to("/dev/zero")
         elif extra < 0.6:
-            (tree / "nb.ipynb").write_text(rng.choice(['{"cells": [{"cell_type": "code", "source": [1]}]}',
-                                                       "[" * 5000, '{"cells": 3}', "\xff"]))
+            notebooks = ['{"cells": [{"cell_type": "code", "source": [1]}]}', "[" * 5000, '{"cells": 3}', "\xff"]
+            (tree / "nb.ipynb").write_text(rng.choice(notebooks))
         elif extra < 0.7:
-            bad = [b"[tool.traineval]\njobs = 'x'\n", b"[tool]\ntraineval=1\n", b"\xff\xfe", b"[tool.traineval]\nformat=1\n"]
+            bad = [b"[tool.traineval]\njobs = 'x'\n", b"[tool]\ntraineval=1\n", b"\xff\xfe",
+                   b"[tool.traineval]\nformat=1\n"]
             (tree / "pyproject.toml").write_bytes(rng.choice(bad))
         stats["files"] += 1
         t0 = time.perf_counter()
@@ -116,8 +117,7 @@ def trial(src: str, rng: random.Random, stats: dict[str, int], limit: float) -> 
         except (SyntaxError, ValueError):
             stats["unparsable"] += 1
             print("UNPARSABLE", repr(text[:200]), file=sys.stderr)
-        first, last_old, _ = _changed_lines(text, new)
-        if not all(n in fix_lines for n in range(first + 1, last_old + 1)):
+        if not _changed_lines(text, new) <= fix_lines:
             stats["outside_span"] += 1
             print("OUTSIDE", repr(text[:200]), file=sys.stderr)
 
