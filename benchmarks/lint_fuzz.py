@@ -115,7 +115,7 @@ def trial(src: str, rng: random.Random, stats: dict[str, int], limit: float) -> 
         try:
             compile(new, "m.py", "exec")
         except (SyntaxError, ValueError):
-            stats["unparsable"] += 1
+            stats["unparsable"] += 1  # counted even when the mutated input did not compile either
             print("UNPARSABLE", repr(text[:200]), file=sys.stderr)
         if not _changed_lines(text, new) <= fix_lines:
             stats["outside_span"] += 1

@@ -140,6 +140,8 @@ def _verify(path: str, raw: bytes, text: str, fixes: list[Fix], encoding: str, b
     if result.error is not None or result.facts is None:
         why = result.error[0] if result.error else "the fixed file cannot be analysed"
         return new, data, [r or f"the fixed file no longer parses ({why})" for r in reasons]
+    if not _compiles(new) and _compiles(text):  # ast.parse accepts `return` outside a function; compile does not
+        return new, data, [r or "the fixed file no longer compiles" for r in reasons]
     starts_new = line_starts(new)
     starts_old = line_starts(text)
     hits = {(h.code, h.span.line, h.span.col) for h in result.facts.hits}
@@ -230,6 +232,18 @@ def fix_file(path: str, fixes: list[Fix], *, roots: list[str] | None = None, dig
     if out.applied:
         out.new, out.data = new, data
     return out
+
+
+def _compiles(text: str) -> bool:
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(text, "<fix>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 def _why(reason: str | None) -> str:
