@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from xml.etree import ElementTree as ET
 
@@ -11,6 +12,12 @@ from traineval.lint.report.finding import Finding
 from traineval.lint.report.machine import finding_dict
 
 _GITLAB_SEVERITY = {"error": "major", "warning": "minor", "info": "info"}
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot hold (a TE099 message may quote any)."""
+    return _NOT_XML.sub("\ufffd", text)
 
 
 def render_json_lines(findings: Sequence[Finding]) -> str:
@@ -46,12 +53,12 @@ def render_junit(findings: Sequence[Finding]) -> str:
     for f in findings:
         by_file.setdefault(f.path or (f.diagnostic.where or "<model>"), []).append(f)
     for path, items in by_file.items():
-        suite = ET.SubElement(suites, "testsuite", name=path, tests=str(len(items)), failures=str(len(items)))
+        suite = ET.SubElement(suites, "testsuite", name=_xml(path), tests=str(len(items)), failures=str(len(items)))
         for f in items:
             d = f.diagnostic
-            case = ET.SubElement(suite, "testcase", name=f"{d.code} {f.location}", classname=path,
-                                 file=f.path, line=str(f.line))
-            failure = ET.SubElement(case, "failure", message=d.message, type=d.code)
-            failure.text = f"{f.location}: {d.code} {d.message}" + (f"\nfix: {d.fix}" if d.fix else "")
+            case = ET.SubElement(suite, "testcase", name=_xml(f"{d.code} {f.location}"), classname=_xml(path),
+                                 file=_xml(f.path), line=str(f.line))
+            failure = ET.SubElement(case, "failure", message=_xml(d.message), type=d.code)
+            failure.text = _xml(f"{f.location}: {d.code} {d.message}" + (f"\nfix: {d.fix}" if d.fix else ""))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode")
