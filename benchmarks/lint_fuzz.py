@@ -115,7 +115,12 @@ def trial(src: str, rng: random.Random, stats: dict[str, int], limit: float) -> 
         try:
             compile(new, "m.py", "exec")
         except (SyntaxError, ValueError):
-            stats["unparsable"] += 1  # counted even when the mutated input did not compile either
+            try:
+                compile(text, "m.py", "exec")
+            except (SyntaxError, ValueError):  # ast.parse accepted the input, compile never did
+                stats["input_did_not_compile"] += 1
+            else:
+                stats["unparsable"] += 1
             print("UNPARSABLE", repr(text[:200]), file=sys.stderr)
         if not _changed_lines(text, new) <= fix_lines:
             stats["outside_span"] += 1
@@ -157,7 +162,7 @@ def main() -> None:
     pool = [p.read_text(encoding="utf-8") for p in sorted(root.rglob("*.py")) if p.stat().st_size < 40_000]
     rng = random.Random(args.seed)
     stats = dict.fromkeys(["files", "fixed_files", "fixes_applied", "unparsable", "outside_span", "written_outside",
-                           "crashes", "hangs", "seconds"], 0)
+                           "input_did_not_compile", "crashes", "hangs", "seconds"], 0)
     for _ in range(args.files):
         trial(rng.choice(pool) if rng.random() < 0.7 else rng.choice(SNIPPETS) * 3, rng, stats, args.limit)
     print(json.dumps(stats, indent=2))
