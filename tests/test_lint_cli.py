@@ -3,6 +3,7 @@ the 2.1.0 schema when a package ships it), --fix round trips, config, gitignore,
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
@@ -36,7 +37,17 @@ with torch.no_grad():
 def run_exe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The real executable (a few tests: each start imports torch, which takes seconds)."""
     return subprocess.run([sys.executable, "-m", "traineval", "lint", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=180, env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1"})
+                          text=True, timeout=180, env=_env())
+
+
+def _env() -> dict[str, str]:
+    """A bare environment; this checkout's sources first when the suite runs with PYTHONPATH."""
+    import os
+
+    env = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in os.environ["PYTHONPATH"].split(os.pathsep))
+    return env
 
 
 def lint(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -220,3 +231,151 @@ def test_flake8_plugin(project: Path) -> None:
     r = subprocess.run([flake8, "--select", "TE", "net.py"], cwd=project, capture_output=True, text=True, timeout=120)
     codes = [ln.split(": ", 1)[1].split()[0] for ln in r.stdout.splitlines()]
     assert codes == ["TE002", "TE001", "TE007"], r.stdout + r.stderr
+
+
+# ------------------------------------------------------------------ issue 13: exact fixes, no crashes
+def test_fix_follows_pythons_line_model(tmp_path: Path) -> None:
+    for ch in ["\x0c", "\x0b", "\x1c", "\x85", "\u2028", "\u2029"]:
+        (tmp_path / "m.py").write_text(f"s = '{ch}'\ny = 2\nmodel.eval\n", encoding="utf-8", newline="")
+        assert lint("--fix", cwd=tmp_path).returncode == 0
+        assert (tmp_path / "m.py").read_bytes().decode() == f"s = '{ch}'\ny = 2\nmodel.eval()\n"
+    (tmp_path / "m.py").write_bytes(b"x = 1\r\nmodel.eval\r\n")
+    lint("--fix", cwd=tmp_path)
+    assert (tmp_path / "m.py").read_bytes() == b"x = 1\r\nmodel.eval()\r\n"
+
+
+def test_each_file_fixed_once_and_never_through_symlinks(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("model.eval\n")
+    (tmp_path / "b.py").symlink_to(tmp_path / "a.py")
+    outside = tmp_path.parent / f"{tmp_path.name}_outside.py"
+    outside.write_text("model.eval\n")
+    (tmp_path / "c.py").symlink_to(outside)
+    r = lint(".", str(tmp_path / "a.py"), "--fix", cwd=tmp_path)
+    assert (tmp_path / "a.py").read_text() == "model.eval()\n"
+    assert outside.read_text() == "model.eval\n"
+    assert "outside the linted paths" in r.stderr and "fixed 1" in r.stdout
+
+
+def test_te090_and_te003_fixes_keep_meaning(tmp_path: Path) -> None:
+    (tmp_path / "n.py").write_text("x = 10  # noqa: TE001 - 1\n")
+    src = ("import torch.nn as nn\nimport torch.nn.functional as F\nclass N(nn.Module):\n"
+           "    def forward(self, q, k, v):\n"
+           "        return F.scaled_dot_product_attention(q, k, v, dropout_p=0.1 if self.big else 0.2)\n")
+    (tmp_path / "t.py").write_text(src)
+    lint("--extend-select", "TE090", "--fix", cwd=tmp_path)
+    assert (tmp_path / "n.py").read_text() == "x = 10  # - 1\n"
+    fixed = (tmp_path / "t.py").read_text()
+    assert "dropout_p=(0.1 if self.big else 0.2) if self.training else 0.0" in fixed
+    call = next(n for n in ast.walk(ast.parse(fixed)) if isinstance(n, ast.IfExp) and
+                isinstance(n.test, ast.Attribute) and n.test.attr == "training")
+    assert isinstance(call.body, ast.IfExp)  # the user's own conditional stays inside, whole
+
+
+def test_special_files_skipped_with_a_note(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "fifo.py")
+    (tmp_path / "zero.py").symlink_to("/dev/zero")
+    (tmp_path / "big.py").write_text("x = 1\n" * 100)
+    (tmp_path / "ok.py").write_text("model.eval\n")
+    r = run_exe("--max-file-size", "100", cwd=tmp_path)
+    assert r.returncode == 1 and "ok.py:1:1: TE001" in r.stdout
+    assert "fifo.py: not a regular file (a FIFO)" in r.stderr
+    assert "zero.py" in r.stderr and "big.py: larger than the size limit" in r.stderr
+
+
+def test_config_and_usage_errors_are_one_line_exit_two(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("model.eval\n")
+    bad = ['jobs = "abc"', "jobs = [1]", "jobs = 1.9", 'format = "xml"', 'respect-gitignore = "no"', 'select = [""]']
+    for line in bad:
+        (tmp_path / "pyproject.toml").write_text(f"[tool.traineval]\n{line}\n")
+        r = lint(cwd=tmp_path)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (line, r.stderr)
+    (tmp_path / "pyproject.toml").write_text("[tool]\ntraineval = 3\n")
+    assert lint(cwd=tmp_path).returncode == 2
+    (tmp_path / "pyproject.toml").write_bytes(b"[tool.traineval]\nignore = ['\xff']\n")
+    assert lint(cwd=tmp_path).returncode == 2
+    (tmp_path / "pyproject.toml").unlink()
+    assert lint("--isolated", "--config", "x.toml", cwd=tmp_path).returncode == 2
+    assert lint("-o", str(tmp_path / "missing" / "r.txt"), cwd=tmp_path).returncode == 2
+    r = run_exe("--fi", cwd=tmp_path)  # no abbreviations: --fi is not --fix
+    assert r.returncode == 2 and (tmp_path / "a.py").read_text() == "model.eval\n"
+    assert [f["code"] for f in json.loads(lint("--ignore", "ALL", "--format", "json", cwd=tmp_path).stdout)] == []
+
+
+def test_internal_error_exits_two_even_with_exit_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from traineval.lint import visitor
+
+    (tmp_path / "a.py").write_text("model.eval\n")
+    (tmp_path / "b.py").write_text("model.train\n")
+    real = visitor.FileVisitor.run
+
+    def broken(self: visitor.FileVisitor) -> object:
+        if self.src.path.endswith("a.py"):
+            raise KeyError("injected")
+        return real(self)
+
+    monkeypatch.setattr(visitor.FileVisitor, "run", broken)
+    r = lint("--exit-zero", "--format", "json", cwd=tmp_path)
+    records = json.loads(r.stdout)
+    assert r.returncode == 2
+    assert {(d["filename"], d["code"]) for d in records} == {("a.py", "TE099"), ("b.py", "TE001")}
+
+
+def test_project_inside_build_and_git_info_exclude(tmp_path: Path) -> None:
+    proj = tmp_path / "build" / "proj"
+    (proj / "dist").mkdir(parents=True)
+    (proj / "m.py").write_text("model.eval\n")
+    (proj / "dist" / "x.py").write_text("model.eval\n")
+    (proj / "skip.py").write_text("model.eval\n")
+    subprocess.run(["git", "init", "-q"], cwd=proj, check=True)
+    (proj / ".git" / "info").mkdir(exist_ok=True)
+    (proj / ".git" / "info" / "exclude").write_text("skip.py\n")
+    r = lint(str(proj), "--format", "json", cwd=tmp_path)
+    assert {Path(d["filename"]).name for d in json.loads(r.stdout)} == {"m.py"}
+
+
+def test_stdin_diff_add_noqa_and_formats(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "traineval", "lint", "-", "--stdin-filename", "s.py", "--fix"],
+                       input="model.eval\n", capture_output=True, text=True, timeout=120, cwd=tmp_path, env=_env())
+    assert r.stdout == "model.eval()\n" and "fixed 1" in r.stderr
+    (tmp_path / "a.py").write_text("model.eval\nmodel.train\n")
+    r = lint("--diff", cwd=tmp_path)
+    assert r.returncode == 1 and "-model.eval\n-model.train\n+model.eval()\n+model.train()\n" in r.stdout
+    assert (tmp_path / "a.py").read_text() == "model.eval\nmodel.train\n"
+    lint("--add-noqa", cwd=tmp_path)
+    assert (tmp_path / "a.py").read_text() == "model.eval  # noqa: TE001\nmodel.train  # noqa: TE001\n"
+    assert lint(cwd=tmp_path).returncode == 0
+    (tmp_path / "a.py").write_text("model.eval\n")
+    out = lint("--output-format", "json-lines", cwd=tmp_path).stdout.splitlines()
+    assert [json.loads(x)["code"] for x in out] == ["TE001"]
+    gitlab = json.loads(lint("--format", "gitlab", cwd=tmp_path).stdout)
+    assert gitlab[0]["check_name"] == "TE001" and gitlab[0]["location"]["lines"]["begin"] == 1
+    from xml.etree import ElementTree as ET
+
+    junit = ET.fromstring(lint("--format", "junit", cwd=tmp_path).stdout.split("\n", 1)[1])
+    assert junit.find("testsuite/testcase/failure").get("type") == "TE001"  # type: ignore[union-attr]
+    grouped = lint("--format", "grouped", cwd=tmp_path).stdout.splitlines()
+    message = "`model.eval` is referenced but not called: the mode does not change"
+    assert grouped[:2] == ["a.py:", f"  1:1 TE001 [*] {message}"]
+    text = lint(cwd=tmp_path).stdout.splitlines()
+    assert text[2:4] == ["1 | model.eval", "  | ^^^^^^^^^^"]
+    assert lint("--quiet", cwd=tmp_path).stdout.splitlines() == [text[0]]
+    assert "\x1b[" in lint("--color", "always", cwd=tmp_path).stdout
+
+
+def test_notebook_ipython_syntax_like_ruff(tmp_path: Path) -> None:
+    def cell(*lines: str) -> dict[str, object]:
+        return {"cell_type": "code", "metadata": {}, "source": list(lines), "outputs": [], "execution_count": 1}
+
+    cells = [cell("%%bash\n", "ls -l\n"), cell("files = !ls\n", "model.eval\n"), cell("x = f(1,  # why?\n", "  2)\n"),
+             cell("len?\n", "model.train\n")]
+    (tmp_path / "nb.ipynb").write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    r = lint(cwd=tmp_path)
+    assert "TE099" not in r.stdout
+    assert "nb.ipynb:cell 2:2:1: TE001" in r.stdout and "nb.ipynb:cell 4:2:1: TE001" in r.stdout
+    bad = {"cells": [{"cell_type": "code", "source": [1, 2]}]}
+    (tmp_path / "nb.ipynb").write_text(json.dumps(bad))
+    assert "TE099" in lint(cwd=tmp_path).stdout
+    (tmp_path / "nb.ipynb").write_text("[" * 100000 + "]" * 100000)
+    assert "TE099" in lint(cwd=tmp_path).stdout

@@ -31,7 +31,8 @@ def configure_check(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gap-threshold", type=float, default=1.0,
                         help="BatchNorm mean shift, in running std, that counts as stale (default 1.0)")
     parser.add_argument("--no-train-checks", action="store_true", help="skip the two training-mode forwards")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (as `lint`)")
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 even when the contract is violated")
 
 
@@ -88,7 +89,7 @@ def run_check(args: argparse.Namespace) -> int:
         raise UsageError(f"the model raised {type(exc).__name__} in forward: {exc}") from None
     if random_input:
         report.notes.append("random input (--input-shape): BatchNorm statistics gap not measured")
-    if args.json:
+    if args.json or args.format == "json":
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print(report)

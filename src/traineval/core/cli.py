@@ -15,7 +15,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="describe the model as the factory returns it (default), or after train()/eval()")
     parser.add_argument("--sensitive-only", action="store_true",
                         help="show only mode-sensitive modules and their ancestors")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (as `lint`)")
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     if args.mode != "as-built":
         model.train(args.mode == "train")
     report = describe(model)
-    if args.json:
+    if args.json or args.format == "json":
         print(json.dumps(report.to_dict(), indent=2))
     else:
         print_rich_or_plain(report, report.render(sensitive_only=args.sensitive_only),

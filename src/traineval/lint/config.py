@@ -25,7 +25,9 @@ DEFAULT_EXCLUDE = (
     "site-packages", "__pypackages__", "_build", "buck-out",
 )
 _KEYS = {"select", "extend-select", "ignore", "exclude", "extend-exclude", "respect-gitignore", "per-file-ignores",
-         "jobs", "format"}
+         "jobs", "format", "max-file-size"}
+FORMATS = ("text", "json", "json-lines", "sarif", "github", "gitlab", "junit", "grouped")
+DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class LintConfig:
     jobs: int | None = None
     root: str = "."
     format: str | None = None
+    max_file_size: int | None = DEFAULT_MAX_FILE_SIZE  # bytes; 0 or None: no limit
 
     def enabled(self, code: str) -> bool:
         """Whether ``code`` is reported under these settings."""
@@ -66,7 +69,9 @@ class LintConfig:
                     best = max(best, len(s) if s != "ALL" else 1)
             return best
 
-        chosen = matches(self.select, True) if self.select else (2 if rule.default_enabled else 0)
+        # the most specific selector wins; the default selection is as broad as ALL, and a tie
+        # goes to ``ignore`` (so ``ignore = ["ALL"]`` turns every default rule off)
+        chosen = matches(self.select, True) if self.select else (1 if rule.default_enabled else 0)
         chosen = max(chosen, matches(self.extend_select, True))
         return chosen > 0 and chosen > matches(self.ignore, False)
 
@@ -79,22 +84,44 @@ class LintConfig:
                 return True
         return False
 
-    def excluded(self, path: str) -> bool:
-        """Whether a path matches ``exclude`` / ``extend-exclude`` (by any component or the relative path)."""
+    def excluded(self, path: str, top: str | None = None) -> bool:
+        """Whether a path matches ``exclude`` / ``extend-exclude``.
+
+        As in ruff, only the part of the path below the linted root ``top`` counts: a project
+        inside a folder named ``build`` is linted, a ``build`` folder inside it is not. A pattern
+        with a ``/`` is matched against the path relative to the project root.
+
+        >>> LintConfig().excluded("/home/me/build/proj/a.py", top="/home/me/build/proj")
+        False
+        >>> LintConfig().excluded("/home/me/build/proj/build/a.py", top="/home/me/build/proj")
+        True
+        """
         rel = _relative(path, self.root)
-        parts = Path(rel).parts
+        below = _relative(path, top) if top is not None else rel
+        if below.startswith("/") or below.startswith("../"):
+            below = Path(path).name
+        parts = Path(below).parts
         for pattern in (*self.exclude, *self.extend_exclude):
             p = pattern.rstrip("/")
-            if fnmatch.fnmatch(rel, p) or any(fnmatch.fnmatch(part, p) for part in parts):
+            if "/" in p:
+                if fnmatch.fnmatch(rel, p.lstrip("/")) or fnmatch.fnmatch(below, p.lstrip("/")):
+                    return True
+            elif any(fnmatch.fnmatch(part, p) for part in parts):
                 return True
         return False
 
 
 def _relative(path: str, root: str) -> str:
+    """``path`` relative to ``root``, posix; the last component is not resolved (a symlink
+    keeps its own name). Falls back to ``path`` itself outside ``root``."""
+    import os
+
+    p = Path(path)
+    real = Path(os.path.realpath(p.parent)) / p.name if p.name not in ("", ".", "..") else Path(os.path.realpath(p))
     try:
-        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+        return real.relative_to(os.path.realpath(root)).as_posix()
     except ValueError:
-        return Path(path).as_posix()
+        return p.as_posix()
 
 
 def _toml(path: Path) -> dict[str, Any]:
@@ -110,7 +137,9 @@ def _toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise TraineValValueError(f"cannot read {path}: not UTF-8 text") from None
+    except (OSError, tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
         raise TraineValValueError(f"cannot read {path}: {exc}") from None
 
 
@@ -131,15 +160,32 @@ def _codes(value: Any, key: str, path: Path) -> tuple[str, ...]:
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise TraineValValueError(f"{path}: [tool.traineval] {key} must be a list of strings, got {value!r}")
+    if any(not v.strip() for v in value):
+        raise TraineValValueError(f"{path}: [tool.traineval] {key} holds an empty string")
     return tuple(v.strip() for v in value)
+
+
+def _int(value: Any, key: str, path: Path, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TraineValValueError(f"{path}: [tool.traineval] {key} must be an integer, got {value!r}")
+    if value < low:
+        raise TraineValValueError(f"{path}: [tool.traineval] {key} must be at least {low}, got {value}")
+    return value
 
 
 def load_config(path: Path | None) -> LintConfig:
     """Read ``[tool.traineval]`` from a ``pyproject.toml`` (defaults when absent)."""
     if path is None:
         return LintConfig()
-    data = _toml(path).get("tool", {}).get("traineval", {})
-    if isinstance(data.get("lint"), dict):
+    tool = _toml(path).get("tool", {})
+    if not isinstance(tool, dict):
+        raise TraineValValueError(f"{path}: [tool] must be a table")
+    data = tool.get("traineval", {})
+    if not isinstance(data, dict):
+        raise TraineValValueError(f"{path}: tool.traineval must be a table, got {type(data).__name__}")
+    if "lint" in data:
+        if not isinstance(data["lint"], dict):
+            raise TraineValValueError(f"{path}: tool.traineval.lint must be a table")
         data = {**{k: v for k, v in data.items() if k != "lint"}, **data["lint"]}
     unknown = sorted(set(data) - _KEYS)
     if unknown:
@@ -152,18 +198,28 @@ def load_config(path: Path | None) -> LintConfig:
         if key in data:
             changes[key.replace("-", "_")] = _codes(data[key], key, path)
     if "respect-gitignore" in data:
-        changes["respect_gitignore"] = bool(data["respect-gitignore"])
+        if not isinstance(data["respect-gitignore"], bool):
+            raise TraineValValueError(
+                f"{path}: [tool.traineval] respect-gitignore must be true or false, got {data['respect-gitignore']!r}"
+            )
+        changes["respect_gitignore"] = data["respect-gitignore"]
     if "per-file-ignores" in data:
         pfi = data["per-file-ignores"]
         if not isinstance(pfi, dict):
             raise TraineValValueError(f"{path}: per-file-ignores must be a table of pattern = [codes]")
         changes["per_file_ignores"] = {k: _codes(v, "per-file-ignores", path) for k, v in pfi.items()}
     if "jobs" in data:
-        changes["jobs"] = int(data["jobs"])
+        changes["jobs"] = _int(data["jobs"], "jobs", path, 1)
+    if "max-file-size" in data:
+        changes["max_file_size"] = _int(data["max-file-size"], "max-file-size", path, 0) or None
     if "format" in data:
-        changes["format"] = str(data["format"])
+        if data["format"] not in FORMATS:
+            raise TraineValValueError(
+                f"{path}: [tool.traineval] format must be one of {', '.join(FORMATS)}, got {data['format']!r}"
+            )
+        changes["format"] = data["format"]
     cfg = replace(cfg, **changes)
-    for code in (*cfg.select, *cfg.extend_select, *cfg.ignore):
+    for code in (*cfg.select, *cfg.extend_select, *cfg.ignore, *(c for v in cfg.per_file_ignores.values() for c in v)):
         validate_selector(code, str(path))
     return cfg
 
@@ -172,7 +228,9 @@ def validate_selector(selector: str, where: str = "command line") -> None:
     """Reject a selector that names no rule (``TE0O1``) with a one-line error."""
     from traineval.catalog import all_rules
 
-    s = selector.upper()
+    s = selector.strip().upper()
+    if not s:
+        raise TraineValValueError(f"{where}: an empty selector selects no lint rule")
     if s == "ALL" or any(r.code.startswith(s) for r in all_rules() if r.code.startswith("TE0")):
         return
     raise TraineValValueError(f"{where}: {selector!r} selects no lint rule (lint codes are TE001–TE099)")

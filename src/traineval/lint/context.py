@@ -90,7 +90,7 @@ class FileContext:
 
     def text(self, node: ast.AST) -> str:
         """The source text of a node (one line shown for long ones)."""
-        seg = ast.get_source_segment(self.src.text, node) if hasattr(node, "end_lineno") else None
+        seg = self.src.segment(node)  # linear: ast.get_source_segment re-splits the file on each call
         if seg is None:
             return ast.unparse(node) if hasattr(ast, "unparse") else "?"
         seg = " ".join(seg.split())

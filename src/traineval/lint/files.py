@@ -1,13 +1,14 @@
-"""Finding the files to lint: folders walked in sorted order, ``exclude`` patterns and
-``.gitignore`` files honoured (nested ones too, with negation), as ruff does."""
+"""Finding the files to lint: folders walked in sorted order, ``exclude`` patterns (matched
+below each linted root), ``.gitignore`` files (nested ones too, with negation) and
+``.git/info/exclude`` honoured, as ruff does; each real file listed once."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from traineval.lint.config import LintConfig
 
@@ -107,71 +108,123 @@ def _git_root(start: Path) -> Path | None:
     return None
 
 
-def discover(paths: list[str], config: LintConfig) -> list[str]:
-    """Every lintable file under ``paths``, sorted, without duplicates.
+def _read_patterns(path: Path) -> list[_Pattern]:
+    try:
+        if not path.is_file():
+            return []
+        return parse_gitignore(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return []
+
+
+def _is_within(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def discover(paths: list[str], config: LintConfig, with_notes: bool = False) -> Any:
+    """Every lintable file under ``paths``, sorted, each real file once.
 
     Files named explicitly are linted even if excluded (as with ruff); folders are walked.
+    A file reachable by several paths (a symlink inside the tree, ``lint . $PWD/a.py``) is
+    listed once, by its own path rather than a link's; a file symlink whose target lies outside
+    the roots is skipped with a note; symlinked folders are not followed.
+
+    Args:
+        paths: files and folders.
+        config: the settings (excludes, ``respect-gitignore``).
+        with_notes: also return notes about what was skipped.
+
+    Returns:
+        The paths, or ``(paths, notes)`` with ``with_notes``.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "a.py").write_text("x = 1\\n")
+    >>> (d / "b.py").symlink_to(d / "a.py")
+    >>> [pathlib.Path(p).name for p in discover([str(d), str(d / "a.py")], LintConfig())]
+    ['a.py']
     """
-    found: dict[str, None] = {}
+    roots = [os.path.realpath(p) for p in paths]
+    found: dict[str, str] = {}  # real path -> the path shown
+    notes: list[str] = []
+
+    def add(shown: str) -> None:
+        real = os.path.realpath(shown)
+        old = found.get(real)
+        if old is None or (os.path.islink(old) and not os.path.islink(shown)):
+            found[real] = shown
+
     for p in paths:
         path = Path(p)
-        if path.is_file() or not path.exists():
-            found[str(path)] = None  # a missing path becomes a TE099 finding, never a silent skip
+        if not path.is_dir():
+            if path.is_symlink() and not path.exists():
+                notes.append(f"skipped {p}: a broken symbolic link")
+                continue
+            add(str(path))  # a missing path becomes a TE099 finding, never a silent skip
             continue
-        _walk(path, config, found)
-    return list(found)
+        for f in _walk(path, config, roots, notes):
+            add(f)
+    out = list(found.values())
+    return (out, notes) if with_notes else out
 
 
-def _walk(top: Path, config: LintConfig, found: dict[str, None]) -> None:
-    stack: list[tuple[Path, list[tuple[Path, list[_Pattern]]]]] = []
+def _walk(top: Path, config: LintConfig, roots: list[str], notes: list[str]) -> list[str]:
     ignores: list[tuple[Path, list[_Pattern]]] = []
+    rtop = Path(os.path.realpath(top))
     if config.respect_gitignore:
-        root = _git_root(top.resolve())
+        root = _git_root(rtop)
         if root is not None:
-            rtop = top.resolve()
+            ignores.append((root, _read_patterns(root / ".git" / "info" / "exclude")))
             for folder in [root, *reversed([f for f in rtop.parents if root in f.parents])]:
-                gi = folder / ".gitignore"
-                if gi.is_file() and folder != rtop:
-                    ignores.append((folder, parse_gitignore(gi.read_text(errors="replace"))))
-    stack.append((top, ignores))
+                if folder != rtop:
+                    ignores.append((folder, _read_patterns(folder / ".gitignore")))
+    stack: list[tuple[Path, Path, list[tuple[Path, list[_Pattern]]]]] = [(top, rtop, ignores)]
     results: list[str] = []
     while stack:
-        folder, inherited = stack.pop()
+        folder, real, inherited = stack.pop()
         patterns = list(inherited)
-        gi = folder / ".gitignore"
-        if config.respect_gitignore and gi.is_file():
-            with contextlib.suppress(OSError):
-                patterns.append((folder.resolve(), parse_gitignore(gi.read_text(errors="replace"))))
+        if config.respect_gitignore:
+            own = _read_patterns(folder / ".gitignore")
+            if own:
+                patterns.append((real, own))
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
+        except OSError as exc:
+            notes.append(f"cannot read folder {folder}: {exc.strerror or exc}")
             continue
-        subdirs: list[Path] = []
+        subdirs: list[tuple[Path, Path]] = []
         for entry in entries:
             child = Path(entry.path)
             try:
-                is_dir = entry.is_dir()
+                is_link = entry.is_symlink()
+                is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 continue
-            if config.excluded(str(child)) or _git_ignored(patterns, child, is_dir):
+            if config.excluded(str(child), str(top)) or _git_ignored(patterns, real / entry.name, is_dir):
                 continue
             if is_dir:
-                if not entry.is_symlink():
-                    subdirs.append(child)
+                subdirs.append((child, real / entry.name))
             elif entry.name.endswith(SUFFIXES):
+                if is_link:
+                    target = os.path.realpath(child)
+                    if os.path.isdir(target):
+                        continue  # symlinked folders are not followed
+                    if not os.path.exists(target):
+                        notes.append(f"skipped {child}: a broken symbolic link")
+                        continue
+                    if not _is_within(target, roots):
+                        notes.append(f"skipped {child}: a symbolic link to {target}, outside the linted paths")
+                        continue
                 results.append(str(child))
         for d in reversed(subdirs):
-            stack.append((d, patterns))
-    for r in sorted(results):
-        found[r] = None
+            stack.append((d[0], d[1], patterns))
+    return sorted(results)
 
 
 def _git_ignored(patterns: list[tuple[Path, list[_Pattern]]], child: Path, is_dir: bool) -> bool:
     verdict = False
-    resolved = child.resolve() if patterns else child
     for base, pats in patterns:
         try:
-            rel = resolved.relative_to(base).as_posix()
+            rel = child.relative_to(base).as_posix()
         except ValueError:
             continue
         v = ignored(pats, rel, is_dir)

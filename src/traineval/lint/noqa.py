@@ -13,6 +13,8 @@ import re
 import tokenize
 from dataclasses import dataclass, field
 
+from traineval.lint.lines import python_lines
+
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?", re.IGNORECASE)
 _FILE = re.compile(
     r"#\s*traineval:\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?", re.IGNORECASE
@@ -28,6 +30,8 @@ class Directive:
     col: int  # character column of the ``#``
     end_col: int
     ws_col: int = 0  # where the whitespace before the comment starts (to delete the whole comment)
+    head: bool = True  # the directive opens the comment (no comment text before it)
+    tail: bool = False  # comment text follows the directive (``# noqa: TE001 - see #12``)
     used: set[str] = field(default_factory=set)
 
 
@@ -73,11 +77,11 @@ def parse_suppressions(text: str) -> Suppressions:
                 comments.append((tok.start[0], tok.start[1], tok.string))
     except (tokenize.TokenError, SyntaxError, IndentationError, ValueError):
         # fall back to a line scan: a file that tokenizes badly still honours its comments
-        for i, line in enumerate(text.splitlines(), start=1):
-            pos = line.find("#")
+        for i, raw in enumerate(python_lines(text), start=1):
+            pos = raw.find("#")
             if pos >= 0:
-                comments.append((i, pos, line[pos:]))
-    lines = text.splitlines()
+                comments.append((i, pos, raw[pos:]))
+    lines = python_lines(text)
     for line, col, comment in comments:
         m = _FILE.search(comment)
         if m:
@@ -90,6 +94,7 @@ def parse_suppressions(text: str) -> Suppressions:
         m = _NOQA.search(comment)
         if m:
             before = lines[line - 1][:col] if line - 1 < len(lines) else ""
-            ws = len(before.rstrip()) if m.start() == 0 and comment[m.end():].strip() == "" else col + m.start()
-            out.lines[line] = Directive(line, _codes(m.group("codes")), col + m.start(), col + m.end(), ws)
+            head, tail = m.start() == 0, comment[m.end():].strip() != ""
+            ws = len(before.rstrip()) if head and not tail else col + m.start()
+            out.lines[line] = Directive(line, _codes(m.group("codes")), col + m.start(), col + m.end(), ws, head, tail)
     return out

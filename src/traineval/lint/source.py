@@ -1,39 +1,68 @@
 """Reading what the linter lints: Python files (any PEP 263 encoding) and Jupyter notebooks.
 
+Lines follow Python's own model: only ``\\r\\n``, ``\\r`` and ``\\n`` end a line (never form
+feed, ``\\x0b``, ``\\x1c``-``\\x1e``, ``\\x85``, U+2028 or U+2029, where ``str.splitlines``
+also breaks).
+
 A notebook's code cells are joined into one text so that a model put in eval mode in one
 cell counts in the next; :class:`CellMap` turns a line of that text back into
-``(cell, line in cell)``. IPython magics and shell escapes (``%time``, ``!pip``, ``x?``)
-are blanked so the rest still parses.
+``(cell, line in cell)``. IPython syntax is handled as ruff handles it (see
+:mod:`traineval.lint.notebook`).
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import io
-import json
-import re
+import os
+import stat
 import tokenize
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
-_MAGIC = re.compile(r"^\s*(%|!|\?)|\?\s*$")
+from traineval.lint.lines import CellMap, line_starts, parse, python_lines
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024  # files larger than this are skipped with a note
 
 
-@dataclass
-class CellMap:
-    """Where each notebook cell starts in the joined text (1-based line numbers)."""
+class SpecialFileError(OSError):
+    """A path that is not a regular file (a device, FIFO or socket), or too large to lint."""
 
-    starts: list[int] = field(default_factory=list)  # first joined line of each code cell
-    numbers: list[int] = field(default_factory=list)  # the cell's 1-based index among all cells
 
-    def locate(self, line: int) -> tuple[int, int]:
-        """``(cell number, line within the cell)`` of a line of the joined text."""
-        index = 0
-        for i, start in enumerate(self.starts):
-            if start <= line:
-                index = i
-        return self.numbers[index], line - self.starts[index] + 1
+def read_bytes(path: str, max_bytes: int | None = DEFAULT_MAX_BYTES) -> bytes:
+    """The bytes of a regular file, never blocking on a FIFO nor reading a device forever.
+
+    Raises :class:`SpecialFileError` for a device, FIFO or socket, or a file over ``max_bytes``,
+    :class:`OSError` when it cannot be read.
+    """
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise SpecialFileError(f"not a regular file ({_kind(st.st_mode)})")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):  # replaced between stat and open
+            raise SpecialFileError(f"not a regular file ({_kind(st.st_mode)})")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise SpecialFileError(f"larger than the size limit ({st.st_size} > {max_bytes} bytes)")
+        data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise SpecialFileError(f"larger than the size limit (> {max_bytes} bytes)")
+    return data
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
 
 
 @dataclass
@@ -46,6 +75,36 @@ class Source:
     cells: CellMap | None = None
     error: tuple[str, int, int] | None = None  # (message, line, col)
     lines: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why the file was not read at all (special file, size limit)
+    digest: str = ""  # fingerprint of the bytes read
+    _starts: list[int] | None = None
+
+    def offset(self, line: int, col: int) -> int:
+        """The character offset of 1-based ``line``, 0-based character ``col`` in :attr:`text`."""
+        if self._starts is None:
+            self._starts = line_starts(self.text)
+        starts = self._starts
+        if line < 1:
+            return 0
+        if line >= len(starts):
+            return len(self.text)
+        return min(starts[line - 1] + col, starts[line] if line < len(starts) else len(self.text))
+
+    def segment(self, node: ast.AST) -> str | None:
+        """The exact source text of ``node`` (like :func:`ast.get_source_segment`, without
+        re-splitting the whole file on every call)."""
+        try:
+            line, end_line = node.lineno, node.end_lineno  # type: ignore[attr-defined]
+            col, end_col = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]
+        except AttributeError:
+            return None
+        if end_line is None or end_col is None or not (0 < line <= len(self.lines)):
+            return None
+        if not (0 < end_line <= len(self.lines)):
+            return None
+        a = self.offset(line, char_col(self.lines[line - 1], col))
+        b = self.offset(end_line, char_col(self.lines[end_line - 1], end_col))
+        return self.text[a:b]
 
 
 def decode(data: bytes) -> str:
@@ -59,40 +118,7 @@ def decode(data: bytes) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def _notebook_text(data: bytes) -> tuple[str, CellMap]:
-    doc = json.loads(data.decode("utf-8"))
-    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list):
-        raise ValueError("not a Jupyter notebook (no 'cells' list)")
-    parts: list[str] = []
-    cells = CellMap()
-    line = 1
-    for number, cell in enumerate(doc["cells"], start=1):
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue
-        src = cell.get("source", "")
-        text = "".join(src) if isinstance(src, list) else str(src)
-        lines = [("" if _MAGIC.search(ln) else ln) for ln in text.split("\n")]
-        if lines and lines[0].lstrip().startswith("%%"):  # cell magic: the whole cell is not Python
-            lines = ["" for _ in lines]
-        cells.starts.append(line)
-        cells.numbers.append(number)
-        parts.append("\n".join(lines) + "\n")
-        line += len(lines)
-    return "".join(parts), cells
-
-
-def _parse(text: str, path: str) -> tuple[ast.Module | None, tuple[str, int, int] | None]:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes is not ours to report
-            return ast.parse(text, filename=path, type_comments=False), None
-    except SyntaxError as exc:
-        return None, (exc.msg or "invalid syntax", exc.lineno or 1, max((exc.offset or 1) - 1, 0))
-    except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
-        return None, (f"{type(exc).__name__}: {exc}", 1, 0)
-
-
-def read_source(path: str, data: bytes | None = None) -> Source:
+def read_source(path: str, data: bytes | None = None, max_bytes: int | None = DEFAULT_MAX_BYTES) -> Source:
     """Read and parse ``path`` (``data`` overrides the file's bytes); never raises for bad input.
 
     >>> read_source("x.py", b"model.eval\\n").tree is not None
@@ -100,45 +126,34 @@ def read_source(path: str, data: bytes | None = None) -> Source:
     >>> read_source("x.py", b"def (:\\n").error[0]
     'invalid syntax'
     """
+    from traineval.lint.notebook import notebook_text
+
     src = Source(path=path)
     try:
-        raw = Path(path).read_bytes() if data is None else data
+        raw = read_bytes(path, max_bytes) if data is None else data
+    except SpecialFileError as exc:
+        src.skipped = str(exc)
+        return src
     except OSError as exc:
         src.error = (f"cannot read file: {exc.strerror or exc}", 1, 0)
         return src
+    src.digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
     try:
         if path.endswith(".ipynb"):
-            src.text, src.cells = _notebook_text(raw)
-        else:
-            src.text = decode(raw)
+            src.text, src.cells, src.tree, src.error = notebook_text(raw, path)
+            src.lines = python_lines(src.text)
+            return src
+        src.text = decode(raw)
     except (ValueError, UnicodeDecodeError, SyntaxError, LookupError) as exc:
         src.error = (f"cannot decode: {exc}", 1, 0)
         return src
-    src.lines = src.text.splitlines()
-    src.tree, src.error = _parse(src.text, path)
-    if src.error and src.cells is not None:
-        src.tree, src.error = _parse_cells(src)
+    src.lines = python_lines(src.text)
+    src.tree, src.error = parse(src.text, path)
     return src
-
-
-def _parse_cells(src: Source) -> tuple[ast.Module | None, tuple[str, int, int] | None]:
-    """A notebook whose joined text fails: blank the cells that do not parse on their own."""
-    assert src.cells is not None
-    lines = src.text.split("\n")
-    first_error: tuple[str, int, int] | None = None
-    bounds = [*src.cells.starts, len(lines) + 1]
-    for i in range(len(src.cells.starts)):
-        a, b = bounds[i] - 1, bounds[i + 1] - 1
-        _, err = _parse("\n".join(lines[a:b]), src.path)
-        if err:
-            lines[a:b] = [""] * (b - a)
-            first_error = first_error or (err[0], err[1] + a, err[2])
-    tree, _ = _parse("\n".join(lines), src.path)
-    return tree, first_error
 
 
 def char_col(line_text: str, byte_col: int) -> int:
     """Turn an ``ast`` column (a UTF-8 byte offset) into a character offset."""
     if line_text.isascii():
         return byte_col
-    return len(line_text.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+    return len(line_text.encode("utf-8", errors="surrogatepass")[:byte_col].decode("utf-8", errors="ignore"))

@@ -56,8 +56,8 @@ def check_te002(v: FileContext, node: ast.Call) -> None:
         if rate is not None and (const_value(rate) == 0 or _gated(v, rate)):
             return
         edit = None
-        if _has_self(v):
-            args = [*node.args, *(kw.value for kw in node.keywords)]
+        args = [*node.args, *(kw.value for kw in node.keywords)]
+        if _has_self(v) and args:  # `F.dropout()` (no input at all): report, offer no fix
             last = max(args, key=lambda n: (n.end_lineno or 0, n.end_col_offset or 0))
             end = v.span(last)
             edit = Edit(Span(end.end_line, end.end_col, end.end_line, end.end_col), f", {keyword}=self.training")
@@ -85,5 +85,8 @@ def check_te003(v: FileContext, node: ast.Call) -> None:
         return
     edit = None
     if v.cur.module_class and _has_self(v):
-        edit = Edit(v.span(rate), f"{v.text(rate)} if self.training else 0.0")
+        exact = v.src.segment(rate)  # the exact text (never the shortened one), in parentheses
+        if exact is not None:   # unless atomic, so that `a if c else b` keeps its meaning
+            atomic = isinstance(rate, (ast.Name, ast.Attribute, ast.Constant, ast.Call, ast.Subscript))
+            edit = Edit(v.span(rate), f"{exact if atomic else f'({exact})'} if self.training else 0.0")
     v.hit("TE003", node, edit=edit, func=v.text(node.func), rate=v.text(rate))
