@@ -62,3 +62,13 @@ def test_docs_pages_listed_in_mkdocs_nav_exist():
     missing = [n for n in nav if not (ROOT / "docs" / n).exists()]
     assert not missing, missing
 
+
+
+def test_every_diagnostic_page_is_in_the_nav_and_broken_links_fail_the_build():
+    config = (ROOT / "mkdocs.yml").read_text()
+    pages = sorted(p.name for p in (ROOT / "docs" / "diagnostics").glob("TE*.md"))
+    assert pages and [p for p in pages if f"diagnostics/{p}" not in config] == []
+    validation = config.split("\nvalidation:\n", 1)[1].split("\n\n", 1)[0]
+    for setting in ("unrecognized_links: warn", "anchors: warn", "not_found: warn"):
+        assert setting in validation  # with strict: true, a warning fails the build
+    assert "\nstrict: true\n" in config and "show_bases: false" in config
