@@ -72,3 +72,19 @@ def test_every_diagnostic_page_is_in_the_nav_and_broken_links_fail_the_build():
     for setting in ("unrecognized_links: warn", "anchors: warn", "not_found: warn"):
         assert setting in validation  # with strict: true, a warning fails the build
     assert "\nstrict: true\n" in config and "show_bases: false" in config
+
+
+def test_settings_reference_is_generated_from_the_config_schema():
+    import importlib.util
+
+    from traineval.lint import config
+
+    spec = importlib.util.spec_from_file_location("settings_reference", ROOT / "docs/_ext/settings_reference.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.DESCRIPTIONS) == set(config._KEYS)  # every key documented, no stale one
+    page = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
+    assert page == module.render(), "run: PYTHONPATH=src python docs/_ext/settings_reference.py --write"
+    for key in config._KEYS:
+        assert f"| `{key}` |" in page
