@@ -43,7 +43,10 @@ def _ensure_venv(extra: str) -> None:
         return
     steps = [
         (PY, "-m", "pip", "install", "-q", "--upgrade", "pip"),
-        (PY, "-m", "pip", "install", "-q", "-c", ROOT / "constraints/dev.txt", "torch==2.13.0"),
+        # the CPU build: PyPI's Linux wheel of torch is the CUDA one (several GB); where
+        # PyTorch's index cannot be reached, pip warns and falls back to the other indexes
+        (PY, "-m", "pip", "install", "-q", "-c", ROOT / "constraints/dev.txt",
+         "--extra-index-url", "https://download.pytorch.org/whl/cpu", "torch==2.13.0"),
         (PY, "-m", "pip", "install", "-q", "-c", ROOT / "constraints/dev.txt",
          "-e", f"{ROOT}[{extra}]"),
     ]
@@ -65,12 +68,15 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as site:
         for step in (
             (PY, "-m", "ruff", "check", "."),
+            # (the mypy step goes here: one more tuple, e.g. (PY, "-m", "mypy"))
             (PY, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", site),
         ):
             code = _run(*step)
             if code != 0:
                 return code
-    return _run(PY, "-m", "pytest", *rest)
+    # every core (pytest-xdist); `python3 dev.py test -n 0` runs in one process
+    workers = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", "auto"]
+    return _run(PY, "-m", "pytest", *workers, *rest)
 
 
 if __name__ == "__main__":

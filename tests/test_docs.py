@@ -62,3 +62,29 @@ def test_docs_pages_listed_in_mkdocs_nav_exist():
     missing = [n for n in nav if not (ROOT / "docs" / n).exists()]
     assert not missing, missing
 
+
+
+def test_every_diagnostic_page_is_in_the_nav_and_broken_links_fail_the_build():
+    config = (ROOT / "mkdocs.yml").read_text()
+    pages = sorted(p.name for p in (ROOT / "docs" / "diagnostics").glob("TE*.md"))
+    assert pages and [p for p in pages if f"diagnostics/{p}" not in config] == []
+    validation = config.split("\nvalidation:\n", 1)[1].split("\n\n", 1)[0]
+    for setting in ("unrecognized_links: warn", "anchors: warn", "not_found: warn"):
+        assert setting in validation  # with strict: true, a warning fails the build
+    assert "\nstrict: true\n" in config and "show_bases: false" in config
+
+
+def test_settings_reference_is_generated_from_the_config_schema():
+    import importlib.util
+
+    from traineval.lint import config
+
+    spec = importlib.util.spec_from_file_location("settings_reference", ROOT / "docs/_ext/settings_reference.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.DESCRIPTIONS) == set(config._KEYS)  # every key documented, no stale one
+    page = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
+    assert page == module.render(), "run: PYTHONPATH=src python docs/_ext/settings_reference.py --write"
+    for key in config._KEYS:
+        assert f"| `{key}` |" in page

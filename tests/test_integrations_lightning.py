@@ -398,7 +398,7 @@ def test_eval_contract_arguments():
 # ----------------------------------------------------------------------- import behaviour
 def test_traineval_does_not_import_frameworks_and_missing_lightning_is_explained():
     message = import_error_without(["lightning", "pytorch_lightning"], "traineval.integrations.lightning")
-    assert 'pip install "traineval[lightning]"' in message
+    assert 'pip install "traineval[lightning] @ git+https://github.com/traineval/traineval"' in message
 
 
 # ----------------------------------------------------------------------------------- DDP

@@ -266,4 +266,4 @@ def test_eval_contract_fail_on_warning(tmp_path):
 # ----------------------------------------------------------------------- import behaviour
 def test_traineval_does_not_import_frameworks_and_missing_transformers_is_explained():
     message = import_error_without(["transformers"], "traineval.integrations.transformers")
-    assert 'pip install "traineval[transformers]"' in message
+    assert 'pip install "traineval[transformers] @ git+https://github.com/traineval/traineval"' in message

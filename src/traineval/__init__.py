@@ -46,7 +46,15 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module(_SUBMODULES[name])
     if name not in _EXPORTS:
         raise AttributeError(f"module 'traineval' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    try:
+        module = importlib.import_module(_EXPORTS[name])
+    except ModuleNotFoundError as exc:
+        from traineval.errors import TORCH_HINT, is_missing_torch
+
+        if not is_missing_torch(exc):
+            raise
+        raise ModuleNotFoundError(f"traineval.{name}: {TORCH_HINT}", name="torch") from None
+    value = getattr(module, name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 

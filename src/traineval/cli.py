@@ -65,6 +65,18 @@ def _chosen_command(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``traineval`` executable; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(argv)
+    except ModuleNotFoundError as exc:
+        from traineval.errors import TORCH_HINT, is_missing_torch
+
+        if not is_missing_torch(exc):
+            raise
+        print(f"traineval {_chosen_command(argv)}: error: {TORCH_HINT}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _main(argv: list[str]) -> int:
     parser = make_parser(only=_chosen_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

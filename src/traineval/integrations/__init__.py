@@ -9,8 +9,8 @@ never imports a framework:
 * ``EvalContract`` — the eval contract (``te.check``) once at the start, failing fast.
 
 >>> import traineval.integrations          # imports no framework
->>> # from traineval.integrations.lightning import PreciseBatchNorm      # pip install "traineval[lightning]"
->>> # from traineval.integrations.transformers import ModeGuard          # pip install "traineval[transformers]"
+>>> # from traineval.integrations.lightning import PreciseBatchNorm      # extra: traineval[lightning]
+>>> # from traineval.integrations.transformers import ModeGuard          # extra: traineval[transformers]
 """
 
 __all__: list[str] = []

@@ -13,7 +13,7 @@ Add one to the ``Trainer``::
   and stops the job with the report when it fails.
 
 Works with the unified ``lightning`` package (``import lightning.pytorch``) and falls back to
-``pytorch_lightning``. Install with ``pip install "traineval[lightning]"``.
+``pytorch_lightning``. Install with ``pip install "traineval[lightning] @ git+https://github.com/traineval/traineval"``.
 
 >>> import torch, traineval as te
 >>> from traineval.integrations.lightning import PreciseBatchNorm
@@ -36,8 +36,9 @@ except ImportError:  # pragma: no cover - depends on what is installed
         import pytorch_lightning as pl  # type: ignore[no-redef]
     except ImportError:
         raise ImportError(
-            'traineval.integrations.lightning needs Lightning: pip install "traineval[lightning]" '
-            "(or install lightning / pytorch_lightning yourself)"
+            "traineval.integrations.lightning needs Lightning: "
+            'pip install "traineval[lightning] @ git+https://github.com/traineval/traineval" '
+            "(in a clone of traineval: pip install '.[lightning]'; or install lightning / pytorch_lightning yourself)"
         ) from None
 
 from traineval import _torch

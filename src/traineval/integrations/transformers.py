@@ -11,7 +11,7 @@ Add one to the ``Trainer``::
 * :class:`EvalContract` checks the eval contract (``te.check``) once when training begins
   and stops it with the report when it fails.
 
-Install with ``pip install "traineval[transformers]"``.
+Install with ``pip install "traineval[transformers] @ git+https://github.com/traineval/traineval"``.
 
 >>> from traineval.integrations.transformers import PreciseBatchNorm
 >>> PreciseBatchNorm(num_batches=50).num_batches
@@ -31,7 +31,9 @@ try:
     from transformers import TrainerCallback
 except ImportError:  # pragma: no cover - depends on what is installed
     raise ImportError(
-        'traineval.integrations.transformers needs Hugging Face transformers: pip install "traineval[transformers]"'
+        "traineval.integrations.transformers needs Hugging Face transformers: "
+        'pip install "traineval[transformers] @ git+https://github.com/traineval/traineval" '
+        "(in a clone of traineval: pip install '.[transformers]')"
     ) from None
 
 from traineval import _torch
