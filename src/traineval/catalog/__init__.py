@@ -109,7 +109,7 @@ def render_markdown(rule: Rule) -> str:
         lines += ["", "## Known problems", "", rule.known_problems.strip()]
     refs = list(rule.references)
     if rule.claims:
-        refs.insert(0, "Article claims: " + ", ".join(rule.claims) + " (`shared/docs/seed-claims.md`)")
+        refs.insert(0, "Article claims: " + ", ".join(rule.claims) + " ([the article's claims](../article.md))")
     if rule.related:
         refs.append("Related codes: " + ", ".join(f"[{c}]({c}.md)" for c in rule.related))
     if refs:
