@@ -23,7 +23,7 @@ KNOWN_CYCLES: list[list[str]] = [
      "traineval.lint.rules.structure", "traineval.lint.visitor"],
 ]
 KNOWN_OVERSIZE = {
-    "traineval.bnstats.recalibrate", "traineval.contract.check",
+    "traineval.contract.check",
     "traineval.lint.visitor", "traineval.runtime.guard",
 }
 
