@@ -51,6 +51,8 @@ class Run:
         first = buffer(layers[0].module, "running_mean") if layers else None
         self.device = _torch.collective_device(dist, first) if layers else torch.device("cpu")
         self.batches = 0
+        self.batch_index = 0  # the batch being fed, for error messages
+        self.check_finite = True
         self.rounds = 0
         self.cost = 0.0
         self.gathering: set[int] = set()
@@ -66,14 +68,19 @@ class Run:
     def _pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         key = id(module)
         layer = self.by_id[key]
-        if key in self.gathering:
-            total, var, n = layer.batch(args[0] if args else None)
-            layer.add(total, var, n)
-        elif layer.substitute and key not in self.final:
-            # not gathered now and not final: normalise with the batch, as in training
-            total, var, n = layer.batch(args[0] if args else None)
-        else:
+        gather = key in self.gathering
+        # not gathered now and not final: normalise with the batch, as in training
+        if not gather and not (layer.substitute and key not in self.final):
             return
+        total, var, n = layer.batch(args[0] if args else None)
+        if self.check_finite and not bool(torch.isfinite(total).all()):
+            raise TraineValValueError(
+                f"layer `{layer.name or '<model>'}` ({type(module).__name__}) received NaN or inf in "
+                f"batch {self.batch_index} (counting from 0); the model was not changed "
+                "(check_finite=False pools such values anyway)"
+            )
+        if gather:
+            layer.add(total, var, n)
         if layer.substitute:
             buffer(module, "running_mean").copy_(total / n)
             buffer(module, "running_var").copy_(var)
@@ -101,6 +108,7 @@ class Run:
         count = 0
         for batch in self._batches():
             self.seen = {}
+            self.batch_index = count
             try:
                 self.forward(self.model, batch)
                 self.cost += 1.0

@@ -56,6 +56,7 @@ def recalibrate_batchnorm(
     dropout: Literal["off", "on"] = "off",
     order: Literal["single-pass", "layerwise"] = "single-pass",
     progress: bool = True,
+    check_finite: bool = True,
 ) -> RecalibrationReport:
     """Set every BatchNorm's running statistics to the exact mean and variance of its inputs over ``data``.
 
@@ -77,6 +78,8 @@ def recalibrate_batchnorm(
         order: ``"single-pass"`` (one pass, upstream layers use batch statistics) or
             ``"layerwise"`` (level by level, upstream layers use their new statistics).
         progress: show a progress bar when stderr is a terminal.
+        check_finite: raise (naming the layer and the batch, model unchanged) when a layer
+            receives NaN or inf; ``False`` pools such values into the statistics.
 
     Returns:
         A :class:`RecalibrationReport`: per layer the samples, calls, mean shift (in old
@@ -152,6 +155,7 @@ def recalibrate_batchnorm(
             for layer in layers:
                 layer.module.training = not layer.substitute
             run = LayerwiseRun(inner, data, num_batches, forward, layers, progress, dist)
+            run.check_finite = bool(check_finite)
             if layers:
                 with allow():  # the runtime guard's TE1xx checks: this pass is intended
                     if order == "single-pass":
