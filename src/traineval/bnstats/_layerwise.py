@@ -14,6 +14,44 @@ from traineval.bnstats._pass import Run
 from traineval.bnstats._stats import Layer
 from traineval.errors import TraineValValueError
 
+_REGISTRIES = frozenset({"_parameters", "_modules"})  # buffers are walked: a forward may assign one
+
+
+def _detached(value: Any, depth: int = 0) -> Any:
+    """``value`` with graph-attached tensors detached (in lists, tuples, dicts, 3 levels deep);
+    the very same object when nothing in it is attached."""
+    if isinstance(value, torch.Tensor):
+        return value.detach() if value.grad_fn is not None else value
+    if depth >= 3:
+        return value
+    if isinstance(value, list):
+        items = [_detached(v, depth + 1) for v in value]
+        if any(a is not b for a, b in zip(items, value, strict=True)):
+            value[:] = items  # in place: other references to the list see it too
+        return value
+    if isinstance(value, tuple) and type(value) is tuple:
+        items = [_detached(v, depth + 1) for v in value]
+        return tuple(items) if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    if isinstance(value, dict):
+        for k, v in list(value.items()):
+            new = _detached(v, depth + 1)
+            if new is not v:
+                value[k] = new
+        return value
+    return value
+
+
+def detach_caches(model: nn.Module) -> None:
+    """Detach every graph-attached tensor a forward left in a module attribute (a cache), so that
+    the analysis forward's autograd graph is not kept alive and ``copy.deepcopy`` still works."""
+    for module in model.modules():
+        for key, value in list(vars(module).items()):
+            if key in _REGISTRIES:
+                continue
+            new = _detached(value)
+            if new is not value:
+                object.__setattr__(module, key, new)
+
 
 class LayerwiseRun(Run):
     """A :class:`Run` that can also gather level by level (:meth:`layerwise`)."""
@@ -87,6 +125,8 @@ class LayerwiseRun(Run):
                 calls, positions = self._observe(batch, extra)
         except Exception:
             return self._analyse_plain(batch)  # cannot run with a graph: fall back to call order
+        finally:
+            detach_caches(self.model)  # whatever the forward stored must not hold this graph
         if len(keep) < len({key for key, _ in records}):
             return self._analyse_plain(batch)  # grad disabled inside the forward
         memo: dict[Any, frozenset[int]] = {}
