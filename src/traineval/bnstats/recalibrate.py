@@ -120,6 +120,15 @@ def recalibrate_batchnorm(
             "(a list, a DataLoader), not an iterator or generator"
         )
     inner = _torch.unwrap(model)
+    kind = _torch.fsdp_kind(inner)
+    if kind is not None:
+        raise TraineValValueError(
+            f"recalibrate_batchnorm does not support FSDP ({kind}): its forward all-gathers the "
+            "sharded parameters on every batch, a collective per batch that deadlocks when ranks "
+            "have different numbers of batches (this function issues none), and each rank holds "
+            "only a shard to run the model alone; recalibrate the unsharded model (e.g. on one "
+            "rank, before wrapping or after gathering a full state dict) and load its buffers"
+        )
     lazy = [
         n for n, t in itertools.chain(inner.named_parameters(), inner.named_buffers()) if nn.parameter.is_lazy(t)
     ]
