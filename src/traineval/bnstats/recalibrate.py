@@ -27,6 +27,7 @@ import torch.nn as nn
 
 from traineval import _torch
 from traineval.bnstats._layerwise import LayerwiseRun
+from traineval.bnstats._safety import StateSnapshot, sweep_hooks
 from traineval.bnstats._stats import Layer
 from traineval.bnstats.report import LayerRecalibration, RecalibrationReport
 from traineval.core.modes import ModeSnapshot
@@ -147,6 +148,7 @@ def recalibrate_batchnorm(
         )
         return RecalibrationReport(order=order, dropout=dropout, world_size=world)
 
+    saved = StateSnapshot(inner)
     snapshot = ModeSnapshot((model,))
     layers: list[Layer] = []
     frozen: list[str] = []
@@ -172,11 +174,25 @@ def recalibrate_batchnorm(
                     else:
                         run.layerwise()
             report = run.report(frozen, order, dropout, world)
+        sweep_hooks(inner)
+        snapshot.restore()  # interrupted here too, the call is undone as a whole
     except BaseException:
-        for layer in layers:
-            layer.restore()
+        _undo(inner, layers, saved, snapshot)
         raise
-    finally:
-        snapshot.restore()
     return report
 
+
+def _undo(inner: nn.Module, layers: list[Layer], saved: StateSnapshot, snapshot: ModeSnapshot) -> None:
+    """Put buffers, RNG, hooks and modes back. Every step is idempotent, so an interrupt that
+    arrives during the undo (a second Ctrl-C) restarts it; the third one is let through."""
+    for attempt in range(3):
+        try:
+            for layer in layers:
+                layer.restore()
+            saved.restore()
+            sweep_hooks(inner)
+            snapshot.restore()
+            return
+        except KeyboardInterrupt:
+            if attempt == 2:
+                raise
