@@ -176,5 +176,5 @@ def test_layerwise_across_ranks(ranks):
 def test_failure_on_one_rank_rolls_back_every_rank(ranks):
     messages = [r["failure"][0] for r in ranks]
     assert messages[0] == "RuntimeError: bad batch on rank 0"
-    assert all(m.startswith("_RemoteFailure: recalibration failed on 1 other rank") for m in messages[1:])
+    assert all(m.startswith("RemoteFailure: recalibration failed on 1 other rank") for m in messages[1:])
     assert all(r["failure"][1] for r in ranks)                # every model restored bit for bit
