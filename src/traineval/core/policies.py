@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -330,57 +330,3 @@ def _warn_if_deterministic(active: list[tuple[str, nn.Module]], unprobed: list[n
 def _kind(module: nn.Module) -> str | None:
     found = classify(module)
     return None if found is None else found.kind
-
-
-class MCPrediction(NamedTuple):
-    """Predictive mean and variance over Monte-Carlo dropout samples."""
-
-    mean: torch.Tensor
-    variance: torch.Tensor
-
-
-def predict_mc(
-    model: nn.Module,
-    x: torch.Tensor,
-    samples: int = 20,
-    *,
-    max_batch: int | None = None,
-) -> MCPrediction:
-    """Predictive mean and variance of ``model(x)`` over ``samples`` dropout masks.
-
-    Runs under :func:`mc_dropout` and ``torch.no_grad()``: the input is repeated
-    ``samples`` times along the batch dimension (dim 0) and sent through the model in one
-    forward — not a Python loop over samples — unless ``max_batch`` caps the rows per
-    forward. The variance is the population variance over samples (``correction=0``).
-    The model's modes are restored afterwards.
-
-    >>> import torch, torch.nn as nn, traineval as te
-    >>> model = nn.Sequential(nn.Linear(3, 2), nn.Dropout(0.3))
-    >>> mean, var = te.predict_mc(model, torch.ones(5, 3), samples=50)
-    >>> mean.shape, var.shape
-    (torch.Size([5, 2]), torch.Size([5, 2]))
-
-    Reference: Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016.
-    """
-    require_module(model)
-    if not isinstance(x, torch.Tensor):
-        raise TraineValTypeError(f"expected a tensor batch for x, got {type(x).__name__}")
-    if x.dim() == 0:
-        raise TraineValValueError("x must have a batch dimension (dim 0)")
-    if not isinstance(samples, int) or samples < 1:
-        raise TraineValValueError(f"samples must be a positive int, got {samples!r}")
-    batch = x.shape[0]
-    rows_per_chunk = samples if max_batch is None else max(1, max_batch // max(batch, 1))
-    outputs = []
-    with mc_dropout(model), torch.no_grad():
-        for start in range(0, samples, rows_per_chunk):
-            n = min(rows_per_chunk, samples - start)
-            rep = x.unsqueeze(0).expand(n, *x.shape).reshape(n * batch, *x.shape[1:])
-            out = model(rep)
-            if not isinstance(out, torch.Tensor):
-                raise TraineValTypeError(
-                    f"predict_mc needs a model that returns a tensor, got {type(out).__name__}"
-                )
-            outputs.append(out.reshape(n, batch, *out.shape[1:]))
-    stacked = torch.cat(outputs, 0)
-    return MCPrediction(stacked.mean(0), stacked.var(0, correction=0))
