@@ -309,22 +309,22 @@ def _stochastic(module: nn.Module) -> bool:
 
 
 def _warn_if_deterministic(active: list[tuple[str, nn.Module]], unprobed: list[nn.Module]) -> None:
-    if any(_stochastic(m) for _, m in active):
-        return
     if unprobed:
         names = sorted({type(m).__name__ for m in unprobed})
-        hint = (
-            f"; {len(unprobed)} custom module(s) reading self.training ({', '.join(names[:3])}) stay in "
-            "eval: pass example= so mc_dropout can tell whether they gate dropout"
+        warnings.warn(
+            f"mc_dropout: {len(unprobed)} custom module(s) reading self.training ({', '.join(names[:3])}) "
+            "stay in eval, so any dropout they gate stays off: pass example= so mc_dropout can tell "
+            "what their flag gates",
+            TraineValWarning,
+            stacklevel=3,
         )
-    else:
-        hint = ""
-    warnings.warn(
-        "mc_dropout: the model has no active dropout layer: nothing stochastic remains, "
-        f"every Monte-Carlo sample will be identical{hint}",
-        TraineValWarning,
-        stacklevel=3,
-    )
+    if not any(_stochastic(m) for _, m in active):
+        warnings.warn(
+            "mc_dropout: the model has no active dropout layer: nothing stochastic remains, "
+            "every Monte-Carlo sample will be identical",
+            TraineValWarning,
+            stacklevel=3,
+        )
 
 
 def _kind(module: nn.Module) -> str | None:

@@ -79,7 +79,7 @@ def _prediction(out: Any) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         return out
     if isinstance(out, Mapping) or hasattr(out, "keys"):
-        if "logits" in out.keys() and isinstance(out["logits"], torch.Tensor):
+        if "logits" in out and isinstance(out["logits"], torch.Tensor):
             return out["logits"]
         values = list(out.values())
     elif isinstance(out, (tuple, list)):
