@@ -117,8 +117,8 @@ class Policy:
             if parent is not None:
                 module.train(parent.training)
             else:  # the root: the mode last asked of it, else its flag from before the policy
-                flag = requested.get(id(module))
-                module.train(saved.get(id(module), module.training) if flag is None else flag)
+                asked = requested.get(id(module))
+                module.train(saved.get(id(module), module.training) if asked is None else asked)
 
     def __enter__(self) -> Policy:
         return self
