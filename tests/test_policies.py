@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import pickle
@@ -236,3 +237,166 @@ def test_predict_mc_restores_modes_when_forward_fails():
         te.predict_mc(model, torch.ones(2, 5))
     assert te.modes(model) == before
     assert "train" not in model[1].__dict__
+
+
+# ------------------------------------------------------------------ faults, root BatchNorm
+class _Fault(BaseException):
+    pass
+
+
+@pytest.mark.parametrize("make", [te.freeze_batchnorm, te.mc_dropout])
+@pytest.mark.parametrize("after", [False, True])
+def test_a_fault_at_any_pin_leaves_no_orphan_pin(monkeypatch, make, after):
+    from traineval.core import pins
+
+    real = pins.add_pin
+    model = small_resnet()
+    total = len([m for m in model.modules() if te.classify(m) is not None])
+    for k in range(total + 1):
+        model.train()
+        model.layer1.eval() if hasattr(model, "layer1") else None
+        before = te.modes(model)
+        calls = []
+
+        def faulty(module, policy_id, flag, name, k=k, calls=calls):
+            calls.append(1)
+            if len(calls) == k + 1 and not after:
+                raise _Fault
+            real(module, policy_id, flag, name)
+            if len(calls) == k + 1 and after:
+                raise _Fault
+
+        monkeypatch.setattr(pins, "add_pin", faulty)
+        with contextlib.suppress(_Fault):
+            make(model).undo(restore_modes=True)
+        monkeypatch.setattr(pins, "add_pin", real)
+        assert not [n for n, m in model.named_modules() if "train" in m.__dict__], f"orphan pin at step {k}"
+        assert te.modes(model) == before, f"modes changed by the fault at step {k}"
+        model.eval()
+        assert all(not m.training for m in model.modules())  # nothing pinned to training either
+
+
+def test_root_batchnorm_policy_undo_restores_the_mode_last_asked():
+    bn = nn.BatchNorm1d(3)
+    policy = te.freeze_batchnorm(bn)
+    bn.train()
+    assert not bn.training
+    policy.undo()
+    assert bn.training and "train" not in bn.__dict__
+    bn.eval()
+    policy = te.freeze_batchnorm(bn)
+    policy.undo()
+    assert not bn.training
+
+
+# -------------------------------------------------------- mc_dropout on custom modules (probe)
+class _FunctionalAttention(nn.Module):  # an HF-style layer: its own flag gates functional dropout
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return torch.nn.functional.dropout(self.proj(x), 0.4, training=self.training)
+
+
+class _HandBatchNorm(nn.Module):  # its own flag gates batch statistics and a buffer update
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(4))
+
+    def forward(self, x):
+        if self.training:
+            with torch.no_grad():
+                self.mean.mul_(0.9).add_(0.1 * x.mean(0))
+            return x - x.mean(0)
+        return x - self.mean
+
+
+def test_probe_makes_functional_dropout_live_and_keeps_hand_written_statistics_frozen():
+    model = nn.Sequential(_FunctionalAttention(), _HandBatchNorm(), nn.BatchNorm1d(4))
+    model(torch.randn(8, 4))
+    x = torch.randn(5, 4)
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    rng = torch.get_rng_state()
+    with te.mc_dropout(model, example=x):
+        assert torch.equal(torch.get_rng_state(), rng)  # the probe leaves the global RNG alone
+        assert [model[i].training for i in range(3)] == [True, False, False]
+        model.train()
+        assert [model[i].training for i in range(3)] == [True, False, False]
+        with torch.no_grad():
+            outs = torch.stack([model(x) for _ in range(50)])
+    assert outs.var(0).sum() > 0
+    assert all(torch.equal(v, buffers[k]) for k, v in model.named_buffers())
+    # the same with the container listed: BatchNorm under it stays frozen
+    with te.mc_dropout(model, modules=[model], example=x):
+        assert [model[i].training for i in range(3)] == [True, False, False]
+
+
+def test_probe_failure_restores_buffers_rng_and_modes():
+    model = nn.Sequential(_HandBatchNorm(), _FunctionalAttention())
+    model.train()
+    x = torch.randn(3, 7)  # wrong width: the probe forward raises
+    before, rng = te.modes(model), torch.get_rng_state()
+    with pytest.raises(RuntimeError):
+        te.mc_dropout(model, example=x)
+    assert te.modes(model) == before and torch.equal(torch.get_rng_state(), rng)
+    assert torch.equal(model[0].mean, torch.zeros(4))
+    assert not [m for m in model.modules() if "train" in m.__dict__]
+
+
+# ------------------------------------------------------------------- predict_mc: layouts & co.
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_predict_mc_sequence_layers_repeat_along_their_batch_dim(batch_first):
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(8, 2, dropout=0.3, batch_first=batch_first)
+    q = torch.randn(4, 3, 8)  # (L, N, E) or (N, L, E)
+    got = te.predict_mc(mha, (q, q, q), samples=400)
+    mha.train()
+    with torch.no_grad():
+        outs = torch.stack([mha(q, q, q)[0] for _ in range(400)])
+    ratio = float(got.variance.mean() / outs.var(0, correction=0).mean())
+    assert got.mean.shape == q.shape and 0.8 < ratio < 1.25, ratio
+    assert (got.mean - outs.mean(0)).abs().max() < 0.1
+
+
+def test_predict_mc_lstm_seq_first_mean_at_zero_dropout_is_the_eval_output():
+    lstm = nn.LSTM(3, 5, num_layers=2, dropout=1e-6)
+    x = torch.randn(7, 4, 3)  # sequence-first
+    got = te.predict_mc(lstm, x, samples=3)
+    with torch.no_grad():
+        expected = lstm.eval()(x)[0]
+    assert torch.allclose(got.mean, expected, atol=1e-5)
+
+
+def test_predict_mc_max_batch_smaller_than_batch_splits_rows():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    got = te.predict_mc(model, torch.randn(10, 4), samples=3, max_batch=4, return_samples=True)
+    assert max(calls) <= 4 and sum(calls) == 30
+    assert got.samples is not None and got.samples.shape == (3, 10, 4)
+    assert torch.allclose(got.variance, got.samples.var(0, correction=0))
+
+
+def test_predict_mc_dict_input_and_classification_quantities():
+    class Clf(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin, self.drop = nn.Linear(4, 3), nn.Dropout(0.5)
+
+        def forward(self, features, scale=1.0):
+            return {"logits": self.lin(self.drop(features)) * scale}
+
+    model = Clf()
+    x = {"features": torch.randn(6, 4), "scale": 2.0}
+    got = te.predict_mc(model, x, samples=40, task="classification", return_samples=True)
+    probs = got.samples.double()  # independent float64 recomputation of the Baal quantities
+    mean = probs.mean(0)
+    entropy = -(mean * mean.log()).sum(-1)
+    mutual = entropy - (-(probs * probs.log()).sum(-1)).mean(0)
+    assert torch.allclose(got.mean.double(), mean, atol=1e-6)
+    assert torch.allclose(got.entropy.double(), entropy, atol=1e-5)
+    assert torch.allclose(got.mutual_information.double(), mutual, atol=1e-5)
+    assert (got.mutual_information > -1e-6).all() and torch.allclose(probs.sum(-1), torch.ones(40, 6).double())
+    with pytest.raises(ValueError, match="task must be"):
+        te.predict_mc(model, x, task="probabilities")  # type: ignore[arg-type]

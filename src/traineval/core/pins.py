@@ -25,6 +25,7 @@ class _PinnedTrain:
     def __init__(self, module: nn.Module) -> None:
         self.module = module
         self.pins: list[tuple[int, bool, str]] = []  # (policy id, flag, policy name)
+        self.requested: bool | None = None  # the mode last asked for through train()
 
     @property
     def flag(self) -> bool:
@@ -34,6 +35,7 @@ class _PinnedTrain:
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
         module = self.module
+        self.requested = mode
         # The class's own train() runs with the pinned flag, so overrides and children
         # (a pinned module's children follow the pin) behave as for a normal call.
         type(module).train(module, self.flag)
@@ -101,3 +103,9 @@ def effective_flag(module: nn.Module, flag: bool) -> bool:
     """``flag``, unless a policy pins ``module`` to another value."""
     pinned = pinned_flag(module)
     return flag if pinned is None else pinned
+
+
+def requested_flag(module: nn.Module) -> bool | None:
+    """The mode last asked of a pinned ``module`` through ``train()``, if any."""
+    pinned = module.__dict__.get(_ATTR)
+    return pinned.requested if isinstance(pinned, _PinnedTrain) else None

@@ -20,18 +20,19 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-from traineval.core import pins
+from traineval.core import mcprobe, pins
 from traineval.core.modes import ModeSnapshot
 from traineval.core.sensitivity import classify, is_norm_with_running_stats
 from traineval.errors import TraineValTypeError, TraineValValueError, TraineValWarning, require_module
 
 _ids = itertools.count(1)
 _DROPOUT_KINDS = ("dropout", "attention", "recurrent")
+_CUSTOM_KINDS = ("custom", "unknown")
 
 
 class Policy:
@@ -72,10 +73,11 @@ class Policy:
             pins.check_pin(module, flag, self.name, name)
         try:
             for name, module, flag in targets:
+                self._pinned.append((name, module, flag))  # first: a fault in add_pin is undone
                 pins.add_pin(module, self.id, flag, self.name)
-                self._pinned.append((name, module, flag))
         except BaseException:
             self._remove_pins()
+            self._pinned.clear()
             self._modes.restore()
             raise
         self.active = True
@@ -101,6 +103,7 @@ class Policy:
         if not self.active:
             return
         self.active = False
+        requested = {id(m): pins.requested_flag(m) for _, m, _ in self._pinned}
         self._remove_pins()
         for p, flag in self._grads:
             p.requires_grad_(flag)
@@ -108,10 +111,14 @@ class Policy:
             self._modes.restore()
             return
         parents = _parents(self._model)
+        saved = {id(m): flag for m, flag in self._modes.flags}
         for _, module, _ in self._pinned:
             parent = parents.get(id(module))
             if parent is not None:
                 module.train(parent.training)
+            else:  # the root: the mode last asked of it, else its flag from before the policy
+                asked = requested.get(id(module))
+                module.train(saved.get(id(module), module.training) if asked is None else asked)
 
     def __enter__(self) -> Policy:
         return self
@@ -219,15 +226,33 @@ def freeze_batchnorm(
 def mc_dropout(
     model: nn.Module,
     modules: Iterable[str | nn.Module] | str | nn.Module | None = None,
+    *,
+    example: Any = None,
 ) -> Policy:
-    """Monte-Carlo dropout: dropout stays active while everything else is in eval.
+    """Monte-Carlo dropout: every dropout stays active while everything else is in eval.
 
     Puts the model in eval mode and pins its dropout layers (the Dropout family, attention
-    and recurrent dropout) to training mode and its other mode-sensitive layers (BatchNorm
-    included) to eval, so the policy survives ``model.train()``/``model.eval()``. ``modules``
-    limits which dropout layers stay active. Use as a context manager to restore the
-    previous modes on exit. Custom layers such as stochastic depth stay in eval unless
-    listed in ``modules``.
+    and recurrent dropout) to training mode and its other mode-sensitive layers to eval, so
+    the policy survives ``model.train()``/``model.eval()``. Normalisation layers with running
+    statistics are always pinned to eval (their statistics stay frozen), even under a
+    container listed in ``modules``.
+
+    Custom modules that read ``self.training`` (Hugging Face attention layers gating
+    ``F.dropout(training=self.training)`` or SDPA's ``dropout_p``) are decided on a probe
+    forward of ``example``: those whose flag gates only randomness are pinned to training,
+    those that compute batch statistics or write buffers stay in eval. Without ``example``
+    they stay in eval (and a warning says so). A warning is also given when nothing
+    stochastic remains active.
+
+    Args:
+        model: the model.
+        modules: limit the active dropout to these submodules (names or modules; containers
+            include their descendants).
+        example: an input, called as ``model(example)`` (``model(*example)`` for a tuple,
+            ``model(**example)`` for a dict), used once for the probe; nothing is changed by it.
+
+    Returns:
+        The :class:`Policy` (a context manager restoring the previous modes on exit).
 
     >>> import torch, torch.nn as nn, traineval as te
     >>> model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Dropout(0.5))
@@ -240,14 +265,26 @@ def mc_dropout(
     """
     require_module(model)
     policy = Policy("mc_dropout", model)
+    found = {id(m): k for _, m in model.named_modules() if (k := _kind(m)) is not None}
+    custom = [m for m in model.modules() if found.get(id(m)) in _CUSTOM_KINDS]
+    verdicts = mcprobe.probe_custom(model, example, custom) if example is not None else {}
+
+    def dropout_like(m: nn.Module) -> bool:
+        kind = found.get(id(m))
+        return kind in _DROPOUT_KINDS or (kind in _CUSTOM_KINDS and verdicts.get(id(m)) == "dropout")
+
     if modules is None:
-        active = _select(model, None, lambda m: _kind(m) in _DROPOUT_KINDS)
-    else:
-        active = _select(model, modules, lambda m: _kind(m) is not None)
+        active = _select(model, None, dropout_like)
+    else:  # listed custom modules may be made active, unless the probe saw statistics
+        active = _select(
+            model,
+            modules,
+            lambda m: dropout_like(m)
+            or (found.get(id(m)) in _CUSTOM_KINDS and id(m) not in verdicts and not _has_own_stats(m)),
+        )
     active_ids = {id(m) for _, m in active}
-    frozen = _select(model, None, lambda m: _kind(m) is not None and id(m) not in active_ids)
-    if not active:
-        warnings.warn("mc_dropout: the model has no active dropout layer", TraineValWarning, stacklevel=2)
+    frozen = _select(model, None, lambda m: id(m) in found and id(m) not in active_ids)
+    _warn_if_deterministic(active, [m for m in custom if id(m) not in verdicts and id(m) not in active_ids])
     try:
         model.eval()
         policy._apply([(n, m, True) for n, m in active] + [(n, m, False) for n, m in frozen])
@@ -257,60 +294,39 @@ def mc_dropout(
     return policy
 
 
+def _has_own_stats(module: nn.Module) -> bool:
+    return is_norm_with_running_stats(module)
+
+
+def _stochastic(module: nn.Module) -> bool:
+    p = getattr(module, "p", None)
+    if isinstance(p, (int, float)):
+        return p > 0
+    p = getattr(module, "dropout", None)  # LSTM/GRU/RNN
+    if isinstance(p, (int, float)) and not isinstance(p, bool):
+        return p > 0
+    return True  # custom or attention: assume it draws
+
+
+def _warn_if_deterministic(active: list[tuple[str, nn.Module]], unprobed: list[nn.Module]) -> None:
+    if unprobed:
+        names = sorted({type(m).__name__ for m in unprobed})
+        warnings.warn(
+            f"mc_dropout: {len(unprobed)} custom module(s) reading self.training ({', '.join(names[:3])}) "
+            "stay in eval, so any dropout they gate stays off: pass example= so mc_dropout can tell "
+            "what their flag gates",
+            TraineValWarning,
+            stacklevel=3,
+        )
+    if not any(_stochastic(m) for _, m in active):
+        warnings.warn(
+            "mc_dropout: the model has no active dropout layer: nothing stochastic remains, "
+            "every Monte-Carlo sample will be identical",
+            TraineValWarning,
+            stacklevel=3,
+        )
+
+
 def _kind(module: nn.Module) -> str | None:
     found = classify(module)
     return None if found is None else found.kind
-
-
-class MCPrediction(NamedTuple):
-    """Predictive mean and variance over Monte-Carlo dropout samples."""
-
-    mean: torch.Tensor
-    variance: torch.Tensor
-
-
-def predict_mc(
-    model: nn.Module,
-    x: torch.Tensor,
-    samples: int = 20,
-    *,
-    max_batch: int | None = None,
-) -> MCPrediction:
-    """Predictive mean and variance of ``model(x)`` over ``samples`` dropout masks.
-
-    Runs under :func:`mc_dropout` and ``torch.no_grad()``: the input is repeated
-    ``samples`` times along the batch dimension (dim 0) and sent through the model in one
-    forward — not a Python loop over samples — unless ``max_batch`` caps the rows per
-    forward. The variance is the population variance over samples (``correction=0``).
-    The model's modes are restored afterwards.
-
-    >>> import torch, torch.nn as nn, traineval as te
-    >>> model = nn.Sequential(nn.Linear(3, 2), nn.Dropout(0.3))
-    >>> mean, var = te.predict_mc(model, torch.ones(5, 3), samples=50)
-    >>> mean.shape, var.shape
-    (torch.Size([5, 2]), torch.Size([5, 2]))
-
-    Reference: Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016.
-    """
-    require_module(model)
-    if not isinstance(x, torch.Tensor):
-        raise TraineValTypeError(f"expected a tensor batch for x, got {type(x).__name__}")
-    if x.dim() == 0:
-        raise TraineValValueError("x must have a batch dimension (dim 0)")
-    if not isinstance(samples, int) or samples < 1:
-        raise TraineValValueError(f"samples must be a positive int, got {samples!r}")
-    batch = x.shape[0]
-    rows_per_chunk = samples if max_batch is None else max(1, max_batch // max(batch, 1))
-    outputs = []
-    with mc_dropout(model), torch.no_grad():
-        for start in range(0, samples, rows_per_chunk):
-            n = min(rows_per_chunk, samples - start)
-            rep = x.unsqueeze(0).expand(n, *x.shape).reshape(n * batch, *x.shape[1:])
-            out = model(rep)
-            if not isinstance(out, torch.Tensor):
-                raise TraineValTypeError(
-                    f"predict_mc needs a model that returns a tensor, got {type(out).__name__}"
-                )
-            outputs.append(out.reshape(n, batch, *out.shape[1:]))
-    stacked = torch.cat(outputs, 0)
-    return MCPrediction(stacked.mean(0), stacked.var(0, correction=0))
