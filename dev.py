@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as site:
         for step in (
             (PY, "-m", "ruff", "check", "."),
-            # (the mypy step goes here: one more tuple, e.g. (PY, "-m", "mypy"))
+            (PY, "-m", "mypy"),  # the type checker over src/ ([tool.mypy] in pyproject.toml)
             (PY, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", site),
         ):
             code = _run(*step)

@@ -25,6 +25,7 @@ DESCRIPTIONS = {
     "respect-gitignore": "Skip the files that `.gitignore` ignores.",
     "per-file-ignores": "A table `pattern = [codes]`: rules ignored in the files matching a pattern.",
     "jobs": "How many worker processes read the files.",
+    "max-file-size": "Files larger than this many bytes are skipped with a note (default 10 MiB; 0: no limit).",
     "format": "Output format: `text`, `json`, `sarif` or `github`.",
 }
 

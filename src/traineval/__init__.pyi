@@ -22,10 +22,10 @@ from traineval.core.modes import inference as inference
 from traineval.core.modes import modes as modes
 from traineval.core.modes import set_modes as set_modes
 from traineval.core.modes import training as training
-from traineval.core.predict import MCPrediction as MCPrediction
 from traineval.core.policies import Policy as Policy
 from traineval.core.policies import freeze_batchnorm as freeze_batchnorm
 from traineval.core.policies import mc_dropout as mc_dropout
+from traineval.core.predict import MCPrediction as MCPrediction
 from traineval.core.predict import predict_mc as predict_mc
 from traineval.core.sensitivity import ModeSensitivity as ModeSensitivity
 from traineval.core.sensitivity import classify as classify

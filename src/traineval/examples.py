@@ -64,7 +64,7 @@ def small_resnet(**kwargs: int | float) -> SmallResNet:
     10
     """
     torch.manual_seed(0)
-    return SmallResNet(**kwargs)  # type: ignore[arg-type]
+    return SmallResNet(**kwargs)  # type: ignore[arg-type]  # kwargs are checked by the constructor itself
 
 
 def mlp(in_features: int = 20, hidden: int = 64, num_classes: int = 10, p: float = 0.5) -> nn.Sequential:
@@ -109,4 +109,4 @@ def transformer_classifier(**kwargs: int | float) -> TransformerClassifier:
     torch.Size([2, 3])
     """
     torch.manual_seed(0)
-    return TransformerClassifier(**kwargs)  # type: ignore[arg-type]
+    return TransformerClassifier(**kwargs)  # type: ignore[arg-type]  # kwargs are checked by the constructor itself

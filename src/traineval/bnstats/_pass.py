@@ -99,7 +99,7 @@ class Run:
 
     def _total(self) -> int | None:
         try:
-            n = len(self.data)  # type: ignore[arg-type]
+            n = len(self.data)  # type: ignore[arg-type]  # a Sized loader, checked just above
         except TypeError:
             return self.num_batches
         return min(n, self.num_batches) if self.num_batches is not None else n

@@ -99,7 +99,7 @@ def take(obj: Any, index: torch.Tensor, batch_dim: int, n: int, _depth: int = 0)
     if isinstance(obj, Mapping):
         items = {k: take(v, index, batch_dim, n, _depth + 1) for k, v in obj.items()}
         try:
-            return type(obj)(items)
+            return type(obj)(items)  # type: ignore[call-arg]  # a Mapping subclass built from a dict
         except Exception:
             return items
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

@@ -121,7 +121,7 @@ class _RandomWatch(TorchFunctionMode):
         super().__init__()
         self.callback = callback
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         name = _RANDOM_FUNCS.get(func)
         if name is not None:
             self.callback(name)
@@ -203,7 +203,7 @@ class Probe:
         if output is None and self.raised is None and sys.exc_info()[0] is not None:
             key: Key = (path, count, "out")
             order = self.s.ref[key][0] if key in self.s.ref else math.inf
-            self.raised = Divergence(order, key, module, path, None, math.inf)  # type: ignore[arg-type]
+            self.raised = Divergence(order, key, module, path, None, math.inf)  # type: ignore[arg-type]  # no tensor: the probe raised before producing one
         self._event(module, path, (path, count, "out"), output, None)
 
     def _event(self, module: nn.Module, path: str, key: Key, value: Any,

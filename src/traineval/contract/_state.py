@@ -59,9 +59,10 @@ class StateLedger:
         """Snapshot ``module`` unless already known (does not recurse)."""
         if id(module) in self._seen:
             return
-        params = {k: (v, v.detach().clone()) for k, v in module._parameters.items() if v is not None}
+        Pair = tuple[torch.Tensor | None, torch.Tensor | None]
+        params: dict[str, Pair] = {k: (v, v.detach().clone()) for k, v in module._parameters.items() if v is not None}
         params.update({k: (None, None) for k, v in module._parameters.items() if v is None})
-        buffers = {k: (v, v.detach().clone()) for k, v in module._buffers.items() if v is not None}
+        buffers: dict[str, Pair] = {k: (v, v.detach().clone()) for k, v in module._buffers.items() if v is not None}
         buffers.update({k: (None, None) for k, v in module._buffers.items() if v is None})
         attrs = {
             k: v

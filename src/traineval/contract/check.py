@@ -165,7 +165,7 @@ def _stat_gap(bn: nn.modules.batchnorm._BatchNorm, path: str, x: torch.Tensor, t
     dims = [0, *range(2, x.dim())]
     x64 = x.detach().double()
     mean, var = x64.mean(dims), x64.var(dims, unbiased=False)
-    rm, rv = bn.running_mean.detach().double(), bn.running_var.detach().double()  # type: ignore[union-attr]
+    rm, rv = bn.running_mean.detach().double(), bn.running_var.detach().double()  # type: ignore[union-attr]  # only called for BatchNorm that tracks running stats
     std = (rv + bn.eps).sqrt()
     z = (mean - rm).abs() / std
     log_ratio = ((var + bn.eps) / (rv + bn.eps)).log() / 2
@@ -334,9 +334,9 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
                              math.inf)
                 continue
             out_dims.setdefault(path, d)
-            delta = difference(a, b.narrow(d, index, 1), s.atol, s.rtol)
-            if delta is not None and worst is None:
-                worst = (path, f"sample {index} alone vs. in the batch, max |Δ| = {delta:.3g}", delta)
+            gap = difference(a, b.narrow(d, index, 1), s.atol, s.rtol)
+            if gap is not None and worst is None:
+                worst = (path, f"sample {index} alone vs. in the batch, max |Δ| = {gap:.3g}", gap)
         first = _earlier(first, probe.first)
     perm = torch.roll(torch.arange(n), 1)
     inverse = torch.argsort(perm)
@@ -346,9 +346,9 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
         d = out_dims.get(path)
         if d is None or not isinstance(a, torch.Tensor) or a.shape != b.shape:
             continue
-        delta = difference(a.index_select(d, inverse.to(a.device)), b, s.atol, s.rtol)
-        if delta is not None and worst is None:
-            worst = (path, f"the batch reordered vs. in order, max |Δ| = {delta:.3g}", delta)
+        gap = difference(a.index_select(d, inverse.to(a.device)), b, s.atol, s.rtol)
+        if gap is not None and worst is None:
+            worst = (path, f"the batch reordered vs. in order, max |Δ| = {gap:.3g}", gap)
     first = _earlier(first, probe.first)
     if batch_free:
         notes.append("output leaves with no batch dimension (not compared per sample): " + ", ".join(batch_free))

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -117,8 +117,8 @@ def recalibrate(
     *,
     num_batches: int | None,
     forward: Callable[[nn.Module, Any], Any] | None,
-    dropout: str,
-    order: str,
+    dropout: Literal["off", "on"],
+    order: Literal["single-pass", "layerwise"],
     kept_in_eval: list[nn.Module],
 ) -> te.RecalibrationReport:
     """``te.recalibrate_batchnorm`` as a training job needs it.
@@ -241,8 +241,8 @@ class PreciseBase:
 
     def _setup_precise(self, num_batches: Any, order: Any, dropout: Any, forward: Any, at_end: Any) -> None:
         self.num_batches = positive_int(num_batches, "num_batches", allow_none=True)
-        self.order = choice(order, "order", ORDERS)
-        self.dropout = choice(dropout, "dropout", DROPOUT)
+        self.order: Literal["single-pass", "layerwise"] = choice(order, "order", ORDERS)  # type: ignore[assignment]  # checked against ORDERS
+        self.dropout: Literal["off", "on"] = choice(dropout, "dropout", DROPOUT)  # type: ignore[assignment]  # checked against DROPOUT
         self.forward = optional_callable(forward, "forward", "forward(model, batch)")
         if not isinstance(at_end, bool):
             raise TraineValTypeError(f"expected True or False for at_fit_end / at_train_end, got {at_end!r}")

@@ -33,7 +33,7 @@ try:
     import lightning.pytorch as pl
 except ImportError:  # pragma: no cover - depends on what is installed
     try:
-        import pytorch_lightning as pl  # type: ignore[no-redef]
+        import pytorch_lightning as pl  # type: ignore[no-redef]  # the older package name of the same API
     except ImportError:
         raise ImportError(
             "traineval.integrations.lightning needs Lightning: "
@@ -246,7 +246,7 @@ class ModeGuard(_common.GuardBase, Callback):
             self._scope.close()
 
     # -- one scope per batch: Lightning calls steps, not the LightningModule's forward --------
-    def _opener(stage: str) -> Callable[..., None]:  # type: ignore[misc]
+    def _opener(stage: str) -> Callable[..., None]:  # type: ignore[misc]  # decorated by Lightning's untyped hook
         def hook(self: ModeGuard, trainer: Any, pl_module: Any, batch: Any, *args: Any, **kwargs: Any) -> None:
             if self._scope is not None:
                 self._scope.open(stage, (batch,))

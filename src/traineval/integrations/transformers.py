@@ -101,7 +101,7 @@ class PreciseBatchNorm(_common.PreciseBase, TrainerCallback):
         at_train_end: bool = True,
     ) -> None:
         self._setup_precise(num_batches, order, dropout, forward, at_train_end)
-        self.every_n_evals = _common.positive_int(every_n_evals, "every_n_evals")
+        self.every_n_evals: int = _common.positive_int(every_n_evals, "every_n_evals") or 1  # never None here
         if data is not None and (isinstance(data, (torch.Tensor, str, bytes)) or not isinstance(data, Iterable)):
             raise TraineValTypeError(f"expected an iterable of batches for data, got {describe_value(data)}")
         self.data = data

@@ -129,7 +129,7 @@ def _toml(path: Path) -> dict[str, Any]:
         import tomllib
     except ImportError:  # Python 3.10
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib
         except ImportError:
             raise TraineValValueError(
                 f"reading {path} needs Python 3.11+ or the 'tomli' package (pip install tomli)"

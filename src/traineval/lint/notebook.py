@@ -59,7 +59,7 @@ def neutralise(lines: list[str]) -> list[str]:
         if m:
             out[i] = m.group(1) + "None"
         elif esc or _HELP.match(line):
-            indent = (esc or _HELP.match(line)).group(1)  # type: ignore[union-attr]
+            indent = (esc or _HELP.match(line)).group(1)  # type: ignore[union-attr]  # one of the two patterns matched this line above
             out[i] = indent + "pass"
         else:
             i += 1

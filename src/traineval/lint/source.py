@@ -94,8 +94,8 @@ class Source:
         """The exact source text of ``node`` (like :func:`ast.get_source_segment`, without
         re-splitting the whole file on every call)."""
         try:
-            line, end_line = node.lineno, node.end_lineno  # type: ignore[attr-defined]
-            col, end_col = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]
+            line, end_line = node.lineno, node.end_lineno  # type: ignore[attr-defined]  # every node given here has positions
+            col, end_col = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]  # every node given here has positions
         except AttributeError:
             return None
         if end_line is None or end_col is None or not (0 < line <= len(self.lines)):

@@ -197,8 +197,8 @@ class FileVisitor(EventRecorder, ast.NodeVisitor):
             self._body(node.body)
         finally:
             self.nograd -= ng
-        for kind, k, expr in after:
-            self.event(kind, k, expr)
+        for kind, k, node_ in after:
+            self.event(kind, k, node_)
 
     visit_AsyncWith = visit_With
 

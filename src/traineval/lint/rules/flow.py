@@ -66,12 +66,12 @@ def _te007(index: ProjectIndex, f: ir.FuncIR) -> Iterator[ir.Hit]:
             elif st not in (EVAL_STATE, INSENSITIVE) and e.nograd and _unverified_param(index, f, e.key):
                 yield ir.Hit("TE081", e.span, {"model": e.key})
         elif e.kind == ir.CALL and e.nograd:
-            for kind, k, inner_ng in index.expand(f, i):
-                if kind != ir.FWD or not k or inner_ng:
+            for kind, inner, inner_ng in index.expand(f, i):
+                if kind != ir.FWD or not inner or inner_ng:
                     continue  # a forward the callee itself runs under no_grad is checked in the callee
-                st, site = index.state(f, k, i)
+                st, site = index.state(f, inner, i)
                 if st == TRAIN_STATE:
-                    yield ir.Hit("TE007", e.span, {"model": k, "why": f"under `torch.no_grad()` (via `{e.via}()`)",
+                    yield ir.Hit("TE007", e.span, {"model": inner, "why": f"under `torch.no_grad()` (via `{e.via}()`)",
                                                    "caller": _where(index, site)})
                     break
 
@@ -193,7 +193,7 @@ def _te011(index: ProjectIndex, f: ir.FuncIR) -> Iterator[ir.Hit]:
                 fixed = False  # model.train() after part.eval() undoes the freeze
         if policy or fixed or not trains_after:
             continue
-        ref, attrs = _root_ctor(index, f, e.key, i)
-        bn = index.holds_bn(ref, attrs) if ref else None
+        root, attrs = _root_ctor(index, f, e.key, i)
+        bn = index.holds_bn(root, attrs) if root else None
         if bn is not False:
             yield ir.Hit("TE011" if bn else "TE082", e.span, {"part": e.key})

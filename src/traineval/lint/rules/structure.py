@@ -122,17 +122,19 @@ _REGISTERERS = {"ModuleList", "ModuleDict", "Sequential", "add_module", "registe
 def check_te005(v: FileContext, cls: ast.ClassDef, scan: ClassScan) -> None:
     """TE005: submodules kept in a plain list/dict/tuple attribute are invisible to ``eval()``."""
     registered: set[str] = set()
-    for sub in scan.calls:
-        name = (dotted(sub.func) or "").rsplit(".", 1)[-1]
+    for call in scan.calls:
+        name = (dotted(call.func) or "").rsplit(".", 1)[-1]
         if name in _REGISTERERS:
-            for arg in [*sub.args, *(kw.value for kw in sub.keywords)]:
+            for arg in [*call.args, *(kw.value for kw in call.keywords)]:
                 registered |= self_attrs(arg)
             if name in {"add_module", "register_module", "setattr"}:
                 return  # elements registered one by one: cannot tell statically
     empty: dict[str, str] = {}
     reported: set[str] = set()
     local_values: dict[str, ast.AST] = {}
-    ordered = sorted([*scan.assigns, *scan.calls], key=lambda n: (n.lineno, n.col_offset))
+    ordered: list[ast.Assign | ast.Call] = sorted(
+        [*scan.assigns, *scan.calls], key=lambda n: (n.lineno, n.col_offset)
+    )
     for sub in ordered:
         if isinstance(sub, ast.Assign) and len(sub.targets) == 1:
             target = sub.targets[0]
