@@ -56,9 +56,9 @@ def mobilenetv2() -> tuple[nn.Module, Any]:
 
 
 def efficientnet() -> tuple[nn.Module, Any]:
-    cfg = T.EfficientNetConfig(image_size=16, width_coefficient=0.1, depth_coefficient=0.1,
+    cfg = T.EfficientNetConfig(image_size=32, width_coefficient=0.1, depth_coefficient=0.1,
                                  hidden_dim=128)  # = round_filters(1280): HF sizes the top BatchNorm by it
-    return T.EfficientNetModel(cfg), _img(16)
+    return T.EfficientNetModel(cfg), _img(32)
 
 
 def regnet() -> tuple[nn.Module, Any]:

@@ -13,10 +13,10 @@ from traineval import lint as lint
 from traineval.bnstats.recalibrate import LayerRecalibration as LayerRecalibration
 from traineval.bnstats.recalibrate import RecalibrationReport as RecalibrationReport
 from traineval.bnstats.recalibrate import recalibrate_batchnorm as recalibrate_batchnorm
-from traineval.contract.check import ContractReport as ContractReport
-from traineval.contract.check import StatGap as StatGap
 from traineval.contract.check import assert_eval_contract as assert_eval_contract
 from traineval.contract.check import check as check
+from traineval.contract.report import ContractReport as ContractReport
+from traineval.contract.report import StatGap as StatGap
 from traineval.core.modes import evaluating as evaluating
 from traineval.core.modes import inference as inference
 from traineval.core.modes import modes as modes

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -36,147 +35,14 @@ from traineval._rng import RngState
 from traineval.catalog import make
 from traineval.contract._explain import coverage_findings, culprit, functional_findings, gap_findings, state_findings
 from traineval.contract._outputs import MISMATCH, batch_size, difference, flatten, sample_dim, take
-from traineval.contract._probes import Divergence, Namer, Probe, sensitivity, why_eval
-from traineval.contract._state import StateLedger
-from traineval.core import pins
+from traineval.contract._probes import Divergence, Probe
+from traineval.contract._session import SEED_A, SEED_B, Session, compare_outputs, earlier, pairs
+from traineval.contract._train import check_training_mode
+from traineval.contract.report import ContractReport
 from traineval.core.modes import ModeSnapshot
-from traineval.diagnostics import Diagnostic, Severity
+from traineval.diagnostics import Diagnostic
 from traineval.errors import TraineValTypeError, TraineValValueError, require_module
 from traineval.runtime.allow import allow
-
-SEED_A, SEED_B = 20240917, 7_000_003
-GAP_NOISE = 4.0  # a gap must exceed GAP_NOISE standard errors of the batch estimate to count
-SCALE_LIMIT = 2.0  # batch std more than 2x (or under 1/2x) the running std
-
-
-@dataclass(frozen=True)
-class StatGap:
-    """How far one BatchNorm's running statistics are from the example batch's statistics.
-
-    ``mean_shift``: root-mean-square over channels of ``|batch mean - running mean| /
-    running std``. ``scale_gap``: ``exp`` of the root-mean-square over channels of ``|log(batch
-    std / running std)|`` (1.0 when the spreads agree, 2.0 when off by a factor of two).
-    ``samples_per_channel`` is how many values each channel's batch statistics come from.
-    """
-
-    module: str
-    type: str
-    mean_shift: float
-    scale_gap: float
-    samples_per_channel: int
-    never_updated: bool
-    flagged: bool
-
-
-@dataclass
-class ContractReport:
-    """What :func:`check` found: diagnostics (``TE210``–``TE217``), what each check concluded,
-    the BatchNorm statistics gaps, and how many forwards it took."""
-
-    diagnostics: list[Diagnostic]
-    checks: dict[str, str]
-    stat_gaps: list[StatGap]
-    batch_size: int
-    samples: list[int]
-    forwards: int
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when no error-level finding was made (warnings and info do not count)."""
-        return not self.errors
-
-    @property
-    def errors(self) -> list[Diagnostic]:
-        """The error-level findings."""
-        return [d for d in self.diagnostics if d.severity is Severity.ERROR]
-
-    @property
-    def warnings(self) -> list[Diagnostic]:
-        """The warning-level findings."""
-        return [d for d in self.diagnostics if d.severity is Severity.WARNING]
-
-    def codes(self) -> list[str]:
-        """The codes found, sorted, each once."""
-        return sorted({d.code for d in self.diagnostics})
-
-    def __str__(self) -> str:
-        head = (f"eval contract: {len(self.errors)} error(s), {len(self.warnings)} warning(s) — batch of "
-                f"{self.batch_size}, samples {self.samples} checked alone, {self.forwards} forwards")
-        lines = [head]
-        width = max(map(len, self.checks), default=0)
-        lines += [f"  {name:<{width}}  {verdict}" for name, verdict in self.checks.items()]
-        if self.diagnostics:
-            lines.append("findings:")
-            lines += [f"  {d}" for d in self.diagnostics]
-        flagged = [g for g in self.stat_gaps if g.flagged]
-        if self.stat_gaps:
-            lines.append(f"BatchNorm statistics gap ({len(flagged)} of {len(self.stat_gaps)} flagged):")
-            for g in self.stat_gaps:
-                mark = "!" if g.flagged else " "
-                lines.append(f"  {mark} {g.module} ({g.type}): mean shift {g.mean_shift:.2f} std, "
-                             f"scale gap x{g.scale_gap:.2f}" + (" — never updated" if g.never_updated else ""))
-        lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "ok": self.ok,
-            "batch_size": self.batch_size,
-            "samples": self.samples,
-            "forwards": self.forwards,
-            "checks": dict(self.checks),
-            "diagnostics": [d.to_dict() for d in self.diagnostics],
-            "stat_gaps": [asdict(g) for g in self.stat_gaps],
-            "notes": list(self.notes),
-        }
-
-
-class _Session:
-    """State shared by the probes of one :func:`check` call."""
-
-    def __init__(self, model: nn.Module, n: int, selected: torch.Tensor, atol: float | None,
-                 rtol: float | None, gap_threshold: float | None) -> None:
-        self.model = model
-        self.n = n
-        self.selected = selected
-        self.atol, self.rtol = atol, rtol
-        self.gap_threshold = gap_threshold
-        self.namer = Namer(model)
-        self.ledger = StateLedger()
-        self.ref: dict[Any, Any] = {}
-        self.dims: dict[Any, int] = {}
-        self.gaps: dict[str, StatGap] = {}
-
-    def on_ref_call(self, module: nn.Module, path: str, args: tuple[Any, ...]) -> None:
-        """Measure the statistics gap of a BatchNorm running in eval in the reference forward."""
-        if self.gap_threshold is None or path in self.gaps or module.training or not self.namer.registered(module):
-            return
-        if not isinstance(module, nn.modules.batchnorm._BatchNorm) or module.running_mean is None:
-            return
-        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
-        if x is None or x.dim() < 2 or x.shape[1] != module.running_mean.numel() or x.numel() == 0:
-            return
-        self.gaps[path] = _stat_gap(module, path, x, self.gap_threshold)
-
-
-def _stat_gap(bn: nn.modules.batchnorm._BatchNorm, path: str, x: torch.Tensor, threshold: float) -> StatGap:
-    dims = [0, *range(2, x.dim())]
-    x64 = x.detach().double()
-    mean, var = x64.mean(dims), x64.var(dims, unbiased=False)
-    rm, rv = bn.running_mean.detach().double(), bn.running_var.detach().double()  # type: ignore[union-attr]  # only called for BatchNorm that tracks running stats
-    std = (rv + bn.eps).sqrt()
-    z = (mean - rm).abs() / std
-    log_ratio = ((var + bn.eps) / (rv + bn.eps)).log() / 2
-    m = x.numel() // x.shape[1]
-    mean_shift = float(z.pow(2).mean().sqrt())
-    scale_gap = float(log_ratio.pow(2).mean().sqrt().exp())
-    tracked = getattr(bn, "num_batches_tracked", None)
-    never = bool(tracked is not None and int(tracked) == 0 and bool((rm == 0).all()) and bool((rv == 1).all()))
-    flagged = never or mean_shift > max(threshold, GAP_NOISE / math.sqrt(m)) or (
-        math.log(scale_gap) > max(math.log(SCALE_LIMIT), GAP_NOISE / math.sqrt(2 * m)))
-    return StatGap(path, type(bn).__name__, mean_shift, scale_gap, m, never, flagged)
 
 
 def _note_exception(exc: BaseException, what: str) -> None:
@@ -247,7 +113,7 @@ def check(
             "least 2 — pass a batch of several samples (or set batch_dim for sequence-first inputs)")
     selected = torch.linspace(0, n - 1, min(samples, n)).round().long().unique()
     modes, rng = ModeSnapshot((model,)), RngState()
-    s = _Session(model, n, selected, atol, rtol, gap_threshold)
+    s = Session(model, n, selected, atol, rtol, gap_threshold)
     s.ledger.add_tree(model)
     for held in s.namer.held:  # modules in plain lists/dicts: model.eval() does not reach them, we do
         s.ledger.add_tree(held)
@@ -262,7 +128,7 @@ def check(
             rng.restore()
 
 
-def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch_dim: int,
+def _run_checks(s: Session, model: nn.Module, example: Any, forward: Any, batch_dim: int,
                 train_checks: bool) -> ContractReport:
     n, sel = s.n, s.selected
     findings: list[Diagnostic] = []
@@ -291,7 +157,7 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
     # C5: deterministic in eval
     rep = Probe(s, "repeat")
     out_rep = run(rep, example, SEED_B, "second eval forward (another RNG seed)")
-    diff = _compare_outputs(flatten(out_rep), ref_leaves, s)
+    diff = compare_outputs(flatten(out_rep), ref_leaves, s)
     random_eval = diff is not None
     random_path = rep.first.path if rep.first is not None else None
     if diff is None:
@@ -318,9 +184,9 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
         except Exception as exc:  # works for the batch, fails for one sample: batch-dependent
             if worst is None:
                 worst = ("output", f"sample {index} alone raises {type(exc).__name__}: {exc}", math.inf)
-            first = _earlier(first, probe.first or probe.raised)
+            first = earlier(first, probe.first or probe.raised)
             continue
-        for (path, a), (_, b) in _pairs(flatten(one), ref_leaves, f"sample {index} alone"):
+        for (path, a), (_, b) in pairs(flatten(one), ref_leaves, f"sample {index} alone"):
             if not isinstance(b, torch.Tensor):
                 continue
             d = sample_dim(b.shape, a.shape, n) if isinstance(a, torch.Tensor) else None
@@ -337,19 +203,19 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
             gap = difference(a, b.narrow(d, index, 1), s.atol, s.rtol)
             if gap is not None and worst is None:
                 worst = (path, f"sample {index} alone vs. in the batch, max |Δ| = {gap:.3g}", gap)
-        first = _earlier(first, probe.first)
+        first = earlier(first, probe.first)
     perm = torch.roll(torch.arange(n), 1)
     inverse = torch.argsort(perm)
     probe = Probe(s, "reorder", inverse=inverse[sel])
     shuffled = run(probe, take(example, perm, batch_dim, n), SEED_A, "eval forward of the reordered batch")
-    for (path, a), (_, b) in _pairs(flatten(shuffled), ref_leaves, "the reordered batch"):
+    for (path, a), (_, b) in pairs(flatten(shuffled), ref_leaves, "the reordered batch"):
         d = out_dims.get(path)
         if d is None or not isinstance(a, torch.Tensor) or a.shape != b.shape:
             continue
         gap = difference(a.index_select(d, inverse.to(a.device)), b, s.atol, s.rtol)
         if gap is not None and worst is None:
             worst = (path, f"the batch reordered vs. in order, max |Δ| = {gap:.3g}", gap)
-    first = _earlier(first, probe.first)
+    first = earlier(first, probe.first)
     if batch_free:
         notes.append("output leaves with no batch dimension (not compared per sample): " + ", ".join(batch_free))
     if worst is None:
@@ -388,89 +254,9 @@ def _run_checks(s: _Session, model: nn.Module, example: Any, forward: Any, batch
         checks["BatchNorm statistics gap"] = "warning (TE215)" if any(g.flagged for g in gaps) else "passed"
 
     if train_checks:
-        forwards += _train_checks(s, model, example, forward, findings, checks, notes)
+        forwards += check_training_mode(s, model, example, forward, findings, checks, notes)
     findings.sort(key=lambda d: (-d.severity.rank, d.code, d.where))
     return ContractReport(findings, checks, gaps, n, sel.tolist(), forwards, notes)
-
-
-def _pairs(got: list[tuple[str, Any]], ref: list[tuple[str, Any]], what: str) -> list[tuple[Any, Any]]:
-    if [p for p, _ in got] != [p for p, _ in ref]:
-        raise TraineValValueError(
-            f"the output of {what} does not have the structure of the batch's output "
-            f"({[p for p, _ in got][:6]} vs {[p for p, _ in ref][:6]}); pass forward= returning comparable tensors")
-    return list(zip(got, ref, strict=True))
-
-
-def _compare_outputs(got: list[tuple[str, Any]], ref: list[tuple[str, Any]], s: _Session) -> tuple[str, float] | None:
-    got_paths = {p for p, _ in got}
-    for path, _ in ref:
-        if path not in got_paths:
-            return path, math.inf
-    for (path, a), (_, b) in zip(got, ref, strict=False):
-        delta = difference(a, b, s.atol, s.rtol)
-        if delta is not None:
-            return path, delta
-    return None
-
-
-def _earlier(a: Divergence | None, b: Divergence | None) -> Divergence | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return b if b.order < a.order else a
-
-
-# ---------------------------------------------------------------------------- training mode
-def _train_checks(s: _Session, model: nn.Module, example: Any, forward: Any, findings: list[Diagnostic],
-                  checks: dict[str, str], notes: list[str]) -> int:
-    """Two forwards after ``model.train()``: TE216/TE217. Returns the number of forwards run."""
-    model.train()
-    probes, outputs = [], []
-    try:
-        for seed in (SEED_A, SEED_B):
-            probe = Probe(s, "train")
-            RngState.seed(seed)
-            with torch.no_grad():
-                outputs.append(probe.run(lambda: _torch.feed(model, example, forward=forward, unpack="all")))
-            probes.append(probe)
-            if seed == SEED_A:
-                moved = {c.module for c in s.ledger.changes() if c.name in ("running_mean", "running_var")}
-    except Exception as exc:
-        notes.append(f"training-mode check skipped: the forward in training mode raised {type(exc).__name__}: {exc}")
-        checks["training mode trains"] = "skipped (forward raised in training mode)"
-        return len(probes) + 1
-    finally:
-        s.ledger.restore()
-    inert: list[Diagnostic] = []
-    seen: set[int] = set()
-    for call in probes[0].calls:
-        if id(call.module) in seen or not s.namer.registered(call.module):
-            continue
-        seen.add(id(call.module))
-        found = sensitivity(call.module, call.path)
-        if found is None or found.kind not in ("batchnorm", "dropout", "attention", "recurrent"):
-            continue
-        module = call.module
-        if not call.training:
-            why = why_eval(s, module, call.path)
-            code = "TE217" if pins.pinned_flag(module) is False else "TE216"
-            inert.append(make(code, where=call.path, module=call.path or "<model>", type=found.type_name, reason=why,
-                              behaviour="stays in eval mode during training"))
-        elif found.kind == "batchnorm" and module not in moved and getattr(module, "momentum", None) == 0:
-            inert.append(make("TE216", where=call.path, module=call.path or "<model>", type=found.type_name,
-                              reason="momentum=0, so its running statistics never move",
-                              behaviour="does not update its running statistics in training"))
-    findings.extend(inert)
-    varied = _compare_outputs(flatten(outputs[1]), flatten(outputs[0]), s) is not None
-    if any(d.code == "TE216" for d in inert):
-        checks["training mode trains"] = "warning (TE216)"
-    elif inert:
-        checks["training mode trains"] = "explained by a policy"
-    else:
-        checks["training mode trains"] = "passed"
-    notes.append(f"training-mode outputs {'vary' if varied else 'do not vary'} between two RNG seeds")
-    return 2
 
 
 def assert_eval_contract(model: nn.Module, example: Any, *, fail_on: str = "error", **kwargs: Any) -> ContractReport:
