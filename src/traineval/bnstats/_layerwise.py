@@ -96,7 +96,7 @@ class LayerwiseRun(Run):
         self.rounds += 1
         self._finish(group)
         for x in group:
-            x.module.training = False
+            x.module.training = False  # noqa: TE006 - only this BatchNorm stops updating; its parent keeps its mode
 
     def _analyse(self, batch: Any) -> tuple[dict[int, int], dict[int, int], dict[int, float]]:
         """Dependency level, calls per forward and stop position (share of leaf-module calls) of

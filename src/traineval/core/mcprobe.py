@@ -97,7 +97,7 @@ def probe_custom(model: nn.Module, example: Any, candidates: Sequence[nn.Module]
     try:
         model.eval()
         for m in candidates:
-            m.training = True
+            m.training = True  # noqa: TE006 - the probe flips each custom module alone, not its children
         with torch.no_grad(), tracing.track_modules(), tracing.FunctionalWatch(seen):
             call(model, example)
         for m in candidates:
