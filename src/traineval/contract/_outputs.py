@@ -38,7 +38,17 @@ def tensor_leaves(obj: Any, _depth: int = 0) -> list[torch.Tensor]:
 
 def flatten(obj: Any, path: str = "output", _depth: int = 0) -> list[tuple[str, Any]]:
     """``(path, leaf)`` for every leaf of a nested output; raise naming the path of a leaf that
-    cannot be compared (an object without a value equality)."""
+    cannot be compared (an object without a value equality that holds no attributes).
+
+    Objects without value equality, such as Hugging Face KV caches, are compared by their
+    public attributes (``output['cache'].layers[0].keys``).
+
+    >>> import torch
+    >>> class Cache:
+    ...     def __init__(self): self.keys, self._seen = torch.zeros(2, 3), 1
+    >>> [p for p, _ in flatten({"logits": torch.ones(2), "cache": Cache()})]
+    ["output['logits']", "output['cache'].keys"]
+    """
     if isinstance(obj, (torch.Tensor, *_SCALARS)):
         return [(path, obj)]
     if _depth > 32:
@@ -56,6 +66,14 @@ def flatten(obj: Any, path: str = "output", _depth: int = 0) -> list[tuple[str, 
             (p, v)
             for f in dataclasses.fields(obj)
             for p, v in flatten(getattr(obj, f.name, None), f"{path}.{f.name}", _depth + 1)
+        ]
+    if type(obj).__eq__ is object.__eq__ and hasattr(obj, "__dict__") and not callable(obj):
+        # an object without value equality (a KV cache, a plain record): compared by what it holds
+        return [
+            (p, v)
+            for k, item in sorted(vars(obj).items())
+            if not k.startswith("_") and not callable(item) and not isinstance(item, type)
+            for p, v in flatten(item, f"{path}.{k}", _depth + 1)
         ]
     if type(obj).__eq__ is object.__eq__:
         raise TraineValTypeError(
