@@ -34,7 +34,7 @@ from traineval import _torch
 from traineval._rng import RngState
 from traineval.catalog import make
 from traineval.contract._explain import coverage_findings, culprit, functional_findings, gap_findings, state_findings
-from traineval.contract._outputs import MISMATCH, batch_size, difference, flatten, sample_dim, take
+from traineval.contract._outputs import MISMATCH, batch_size, difference, flatten, sample_dim, take, tensor_leaves
 from traineval.contract._probes import Divergence, Probe
 from traineval.contract._session import SEED_A, SEED_B, Session, compare_outputs, earlier, pairs
 from traineval.contract._train import check_training_mode
@@ -100,12 +100,22 @@ def check(
         raise TraineValValueError(f"samples must be a positive int, got {samples!r}")
     if not isinstance(batch_dim, int) or isinstance(batch_dim, bool) or batch_dim < 0:
         raise TraineValValueError(f"batch_dim must be a non-negative int, got {batch_dim!r}")
+    for name, value, lowest in (("atol", atol, 0.0), ("rtol", rtol, 0.0), ("gap_threshold", gap_threshold, None)):
+        _check_tolerance(name, value, lowest)
+    if not isinstance(train_checks, bool):
+        raise TraineValTypeError(f"train_checks must be True or False, got {type(train_checks).__name__}")
     if forward is not None and not callable(forward):
         raise TraineValTypeError(f"forward must be a callable (model, example) -> output, got {type(forward).__name__}")
     for p in model.parameters():
         if isinstance(p, nn.parameter.UninitializedParameter):
             raise TraineValValueError("the model has lazy modules that are not initialised yet; "
                                       "run one forward before te.check")
+    for t in tensor_leaves(example):
+        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise TraineValValueError(
+                f"the example holds {bad} NaN/inf value(s) (in a {tuple(t.shape)} tensor); the contract "
+                "compares outputs, and NaN never equals NaN — pass a finite example batch")
     n = batch_size(example, batch_dim)
     if n < 2:
         raise TraineValValueError(
@@ -257,6 +267,17 @@ def _run_checks(s: Session, model: nn.Module, example: Any, forward: Any, batch_
         forwards += check_training_mode(s, model, example, forward, findings, checks, notes)
     findings.sort(key=lambda d: (-d.severity.rank, d.code, d.where))
     return ContractReport(findings, checks, gaps, n, sel.tolist(), forwards, notes)
+
+
+def _check_tolerance(name: str, value: object, lowest: float | None) -> None:
+    """``value`` must be ``None`` or a finite real number >= ``lowest`` (> 0 when ``lowest`` is None)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TraineValTypeError(f"{name} must be a number or None, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or (value < lowest if lowest is not None else value <= 0):
+        bound = f">= {lowest:g}" if lowest is not None else "> 0"
+        raise TraineValValueError(f"{name} must be a finite number {bound} (or None for the default), got {value!r}")
 
 
 def assert_eval_contract(model: nn.Module, example: Any, *, fail_on: str = "error", **kwargs: Any) -> ContractReport:
