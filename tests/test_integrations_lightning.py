@@ -386,9 +386,25 @@ def test_eval_contract_fails_fast_with_the_report():
     assert torch.equal(model.net[0].weight, before)  # not a single training step
 
 
+@pytest.mark.parametrize("source", ["example_input_array", "first batch"])
+def test_eval_contract_without_example_uses_what_lightning_offers(source):
+    for bug, ok in ((None, True), ("functional-dropout", False)):
+        model = Net(bug=bug) if bug else Net()
+        if source == "example_input_array":
+            model.example_input_array = torch.randn(8, 8)
+        before = model.net[0].weight.detach().clone()
+        cb = EvalContract(samples=2)
+        if ok:
+            fit(model, [cb], limit_train_batches=1)
+            assert cb.report is not None and cb.report.ok
+        else:
+            with pytest.raises(EvalContractError, match="TE210"):
+                fit(model, [cb], limit_train_batches=1)
+            assert {"TE210", "TE214"} <= set(cb.report.codes())
+            assert torch.equal(model.net[0].weight, before)  # checked before the first step
+
+
 def test_eval_contract_arguments():
-    with pytest.raises(ValueError, match="EvalContract needs example="):
-        EvalContract(example=None)
     with pytest.raises(ValueError, match="fail_on must be one of 'error', 'warning'"):
         EvalContract(example=torch.randn(4, 8), fail_on="info")
     with pytest.raises(TypeError, match="unexpected keyword argument"):

@@ -327,15 +327,18 @@ class GuardBase:
 class ContractBase:
     """The framework-free half of an ``EvalContract`` callback."""
 
+    #: whether the framework offers no other source of model inputs than ``example=``
+    needs_example = True
+
     def __init__(
         self,
-        example: Any,
+        example: Any = None,
         *,
         forward: Callable[[nn.Module, Any], Any] | None = None,
         fail_on: str = "error",
         **check_kwargs: Any,
     ) -> None:
-        if example is None:
+        if example is None and self.needs_example:
             raise TraineValValueError(
                 "EvalContract needs example= model inputs (a batch of at least 2 samples)"
             )

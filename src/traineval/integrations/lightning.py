@@ -274,7 +274,9 @@ class EvalContract(_common.ContractBase, Callback):
     >>> cb.report is None                                            # set at fit start
     True
 
-    At ``on_fit_start`` the LightningModule is run on ``example`` in eval mode (deterministic,
+    At ``on_fit_start`` the LightningModule is run on ``example`` (by default its
+    ``example_input_array``; without one, the inputs of the first training batch, checked
+    before the first step) in eval mode (deterministic,
     batch-independent, state unchanged, every mode-sensitive module reached, no functional
     dropout active) and twice in training mode (dropout and BatchNorm really train); see
     ``te.check``. The model's modes, parameters, buffers and the random streams are left as
@@ -286,7 +288,9 @@ class EvalContract(_common.ContractBase, Callback):
         example: model inputs with a batch dimension of at least 2 (a tensor is passed as
             ``pl_module(example)``, a tuple as ``pl_module(*example)``, a dict as keyword
             arguments), or a callable ``example(trainer)`` returning them. Moved to the
-            model's device.
+            model's device. Default: ``pl_module.example_input_array``, else the first
+            training batch (its first element when the batch is a tuple or list, the
+            ``(inputs, targets)`` convention; pass ``forward=`` for other layouts).
         forward: ``forward(pl_module, example)`` instead of calling the module.
         fail_on: ``"error"`` (default) or ``"warning"`` (warnings such as TE215/TE216 fail too).
         **check_kwargs: passed to ``te.check`` (``samples``, ``atol``, ``rtol``,
@@ -298,11 +302,30 @@ class EvalContract(_common.ContractBase, Callback):
         report: the ``te.ContractReport`` of the last check.
     """
 
+    needs_example = False  # example_input_array or the first batch stand in
+    _pending = False
+
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         """Check the contract; raise :class:`EvalContractError` when it fails."""
         example = self.example
         if callable(example) and not isinstance(example, (torch.Tensor, nn.Module)):
             example = example(trainer)
+        if example is None:
+            example = getattr(pl_module, "example_input_array", None)
+        if example is None:
+            self._pending = True  # checked on the first training batch, before its step
+            return
+        self._run(trainer, pl_module, example)
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        """Without an example: check the contract on the first training batch's inputs."""
+        if not self._pending:
+            return
+        self._pending = False
+        example = batch[0] if isinstance(batch, (tuple, list)) and self.forward is None else batch
+        self._run(trainer, pl_module, example)
+
+    def _run(self, trainer: Any, pl_module: Any, example: Any) -> None:
         strategy = trainer.strategy
 
         def any_rank(failed: bool) -> bool:
