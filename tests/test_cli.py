@@ -69,6 +69,20 @@ def test_describe_user_factory_exit_codes(user_models):
     assert r.returncode == 0
 
 
+def test_check_and_describe_take_a_file_path(user_models, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("cwd")  # run from another folder: only the path finds it
+    path = str(user_models / "mymodels.py")
+    r = run("describe", f"{path}:leaky", cwd=elsewhere)
+    assert r.returncode == 1 and "TE201" in r.stdout, r.stderr
+    assert run("describe", f"{path}:clean", cwd=elsewhere).returncode == 0
+    r = run("check", f"{path}:clean", "--input-shape", "4,2", cwd=elsewhere)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run("describe", f"{user_models / 'nope.py'}:clean", cwd=elsewhere)
+    assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
+    r = run("describe", f"{path}:missing", cwd=elsewhere)
+    assert r.returncode == 2 and "has no attribute 'missing'" in r.stderr
+
+
 @pytest.mark.parametrize("spec, message", [
     ("mymodels:not_a_model", "returned list, expected an nn.Module"),
     ("mymodels:broken", "raised RuntimeError: no weights here"),

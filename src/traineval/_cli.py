@@ -8,7 +8,10 @@ module, never the dispatcher.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -19,21 +22,32 @@ class UsageError(Exception):
 
 
 def load_object(spec: str, what: str = "factory") -> Any:
-    """Import ``MODULE:NAME`` (``NAME`` may be dotted) and return the object.
+    """Import ``MODULE:NAME`` or ``path/to/file.py:NAME`` (``NAME`` may be dotted) and return it.
 
     Raises :class:`UsageError` with a one-line message when the module cannot be imported
-    or has no such attribute. The current directory is importable, as with ``python -m``.
+    or has no such attribute. The current directory is importable, as with ``python -m``;
+    a ``.py`` file is loaded with its own folder importable, as with ``python file.py``.
 
     >>> load_object("collections:OrderedDict").__name__
     'OrderedDict'
     """
     if ":" not in spec:
+        raise UsageError(
+            f"expected MODULE:{what.upper()} or path/to/file.py:{what.upper()}, got {spec!r} "
+            "(e.g. mypkg.models:build)"
+        )
+    module_name, _, attr = spec.rpartition(":")
+    if not module_name or not attr:
         raise UsageError(f"expected MODULE:{what.upper()}, got {spec!r} (e.g. mypkg.models:build)")
-    module_name, _, attr = spec.partition(":")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")
     try:
-        obj: Any = importlib.import_module(module_name)
+        if module_name.endswith(".py") or os.sep in module_name or "/" in module_name:
+            obj: Any = _load_file(module_name)
+        else:
+            if "" not in sys.path and "." not in sys.path:
+                sys.path.insert(0, "")
+            obj = importlib.import_module(module_name)
+    except UsageError:
+        raise
     except ImportError as exc:
         raise UsageError(f"cannot import module {module_name!r}: {exc}") from None
     except Exception as exc:
@@ -44,6 +58,28 @@ def load_object(spec: str, what: str = "factory") -> Any:
         except AttributeError:
             raise UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
     return obj
+
+
+def _load_file(path: str) -> Any:
+    """Execute the Python file at ``path`` as a module (its folder first on ``sys.path``)."""
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"no such file: {path}")
+    folder = str(file.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = f"_traineval_user_{file.stem}"
+    found = importlib.util.spec_from_file_location(name, file)
+    if found is None or found.loader is None:
+        raise UsageError(f"cannot load {path} as Python (is it a .py file?)")
+    module = importlib.util.module_from_spec(found)
+    sys.modules[name] = module  # dataclasses and pickling look the module up by name
+    try:
+        found.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
 
 
 def build_model(spec: str) -> Any:
