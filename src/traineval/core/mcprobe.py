@@ -22,6 +22,7 @@ from typing import Any, Literal
 import torch
 import torch.nn as nn
 
+from traineval._rng import RngState
 from traineval.core import tracing
 from traineval.core.modes import ModeSnapshot
 
@@ -41,17 +42,6 @@ def call(model: nn.Module, example: Any) -> Any:
     if isinstance(example, (tuple, list)):
         return model(*example)
     return model(example)
-
-
-def _rng_state() -> tuple[torch.Tensor, list[torch.Tensor]]:
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
-    return torch.get_rng_state(), cuda
-
-
-def _set_rng_state(state: tuple[torch.Tensor, list[torch.Tensor]]) -> None:
-    torch.set_rng_state(state[0])
-    if state[1]:
-        torch.cuda.set_rng_state_all(state[1])
 
 
 def probe_custom(model: nn.Module, example: Any, candidates: Sequence[nn.Module]) -> dict[int, Verdict]:
@@ -92,7 +82,7 @@ def probe_custom(model: nn.Module, example: Any, candidates: Sequence[nn.Module]
         id(m): [(n, b.detach().clone()) for n, b in m.named_buffers(recurse=False) if b is not None]
         for m in candidates
     }
-    rng = _rng_state()
+    rng = RngState()
     changed: set[int] = set()
     try:
         model.eval()
@@ -111,7 +101,7 @@ def probe_custom(model: nn.Module, example: Any, candidates: Sequence[nn.Module]
             with torch.no_grad():
                 if b.shape == saved.shape:
                     b.copy_(saved)
-        _set_rng_state(rng)
+        rng.restore()
         snapshot.restore()
     out: dict[int, Verdict] = {}
     for m in candidates:

@@ -233,16 +233,12 @@ def describe(model: nn.Module) -> ModeReport:
     entries: list[ModuleMode] = []
     alias_names: dict[int, list[str]] = {}
     by_name: dict[str, nn.Module] = {}
-    frozen: set[str] = set()
     for name, module in model.named_modules(remove_duplicate=False):
         if id(module) in seen:
             alias_names.setdefault(id(module), []).append(name)
             continue
         seen[id(module)] = len(entries)
         by_name[name] = module
-        parent = by_name.get(name.rsplit(".", 1)[0] if "." in name else "") if name else None
-        if not module.training and mixed.frozen(module, parent):
-            frozen.add(name)
         found = classify(module, name)
         entries.append(
             ModuleMode(
@@ -259,10 +255,16 @@ def describe(model: nn.Module) -> ModeReport:
     for mid, names in alias_names.items():
         i = seen[mid]
         entries[i] = dataclasses.replace(entries[i], aliases=tuple(names))
-    return ModeReport(type(model).__name__, root_flag, entries, _findings(entries, root_flag, frozen))
+    return ModeReport(type(model).__name__, root_flag, entries, _findings(entries, root_flag, by_name))
 
 
-def _findings(entries: list[ModuleMode], root_flag: bool, frozen: set[str]) -> list[Diagnostic]:
+def _frozen(by_name: dict[str, nn.Module], name: str) -> bool:
+    """:func:`traineval.core.mixed.frozen` for the module named ``name`` (its parent looked up by name)."""
+    parent = by_name.get(name.rsplit(".", 1)[0] if "." in name else "") if name else None
+    return mixed.frozen(by_name[name], parent)
+
+
+def _findings(entries: list[ModuleMode], root_flag: bool, by_name: dict[str, nn.Module]) -> list[Diagnostic]:
     findings: list[Diagnostic] = []
     for e in entries:
         if e.pinned is not None and e.pinned != e.training:
@@ -276,7 +278,7 @@ def _findings(entries: list[ModuleMode], root_flag: bool, frozen: set[str]) -> l
     odd = [
         e.name for e in entries
         if e.sensitive and e.training != root_flag and e.pinned is None
-        and not (root_flag and e.name in frozen)
+        and not (root_flag and _frozen(by_name, e.name))
     ]
     flags = {e.name: e.training for e in entries}
     types = {e.name: e.type for e in entries}

@@ -42,7 +42,7 @@ from traineval.errors import TraineValValueError, require_module
 from traineval.runtime import _interceptor, _scans
 from traineval.runtime._host import ThreadState
 from traineval.runtime.allow import is_allowed
-from traineval.runtime.options import GuardOptions, OnFinding, optimizers, parse
+from traineval.runtime.options import TRACE_CODES, GuardOptions, OnFinding, optimizers, parse
 from traineval.runtime.results import Findings, GuardSummary
 from traineval.runtime.scope import GuardScope
 from traineval.runtime.steps import StepWatch
@@ -83,7 +83,7 @@ class Guard:
         self.tls = ThreadState()
         self.steps = StepWatch(self)
         self.tracer = ForwardTracer(self)
-        self._trace = bool(options.rules & {"TE103", "TE104"})
+        self._trace = bool(options.rules & TRACE_CODES)
         self.active = False
         self._install()
 
